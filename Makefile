@@ -1,0 +1,38 @@
+# glibaio: see README.md. `make test` and `make demo` are the two set-up commands.
+GO      ?= go
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PKGS := pkg-config libglib2.0-dev libgtk-3-dev
+
+.PHONY: deps build test test-cgocheck2 bench lint demo
+
+# deps installs the C libraries with apt-get, only when pkg-config cannot find them.
+deps:
+	@if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists glib-2.0 gtk+-3.0; then \
+		echo "deps: glib-2.0 $$(pkg-config --modversion glib-2.0), gtk+-3.0 $$(pkg-config --modversion gtk+-3.0) found"; \
+	else \
+		echo "deps: installing $(APT_PKGS)"; \
+		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $(APT_PKGS); \
+	fi
+
+build: deps
+	$(GO) build ./...
+
+# test: vet, then the whole suite under the race detector.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+# test-cgocheck2: the suite with the runtime checking every pointer C stores.
+test-cgocheck2: deps
+	GOEXPERIMENT=cgocheck2 $(GO) test -count=1 ./...
+
+bench: deps
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
+
+lint: deps
+	gofmt -l . | (! grep .)
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
+
+demo: deps
+	@echo "make demo: the main job (cmd/aiodemo) has not landed yet; see README.md."
