@@ -97,9 +97,10 @@ uintptr_t cshim_source_handle(GSource *s)
 
 /* ---- typed callbacks --------------------------------------------------------------- */
 
-/* A cell carries a callback handle as GLib user data. The Go side releases the handle
- * itself when its function returns FALSE (the source is going away), and the cell is
- * zeroed, so the destroy notify crosses into Go only for sources removed from outside. */
+/* A cell carries a callback id (see registry.go) as GLib user data. The Go side releases
+ * the id itself when its function returns FALSE (the source is going away), and the cell
+ * is zeroed, so the destroy notify crosses into Go only for sources removed from
+ * outside. */
 typedef struct {
 	uintptr_t handle;
 } cshim_cell;
@@ -115,7 +116,7 @@ static void cell_free(gpointer data)
 {
 	cshim_cell *c = data;
 	if (c->handle)
-		cshimReleaseHandle(c->handle);
+		cshimReleaseCallback(c->handle);
 	g_free(c);
 }
 
@@ -151,9 +152,42 @@ static guint attach_with_cell(GSource *s, GMainContext *c, gint priority, GSourc
 	return id;
 }
 
+/* The idle source calls Go straight from its dispatch: a ready time of 0 keeps it ready
+ * at every iteration, as GLib's own idle source is, without a GSourceCallback or a cell
+ * to allocate. It uses the cshim_source layout but its own table, so it is never taken
+ * for a Go-defined source. */
+static gboolean idle_dispatch(GSource *s, GSourceFunc cb, gpointer data)
+{
+	(void)cb;
+	(void)data;
+	uintptr_t h = HANDLE(s);
+	if (!h)
+		return G_SOURCE_REMOVE;
+	if (cshimSourceFunc(h))
+		return G_SOURCE_CONTINUE;
+	HANDLE(s) = 0; /* released by the Go side */
+	return G_SOURCE_REMOVE;
+}
+
+static void idle_finalize(GSource *s)
+{
+	uintptr_t h = HANDLE(s);
+	HANDLE(s) = 0;
+	if (h)
+		cshimReleaseCallback(h);
+}
+
+static GSourceFuncs cshim_idle_funcs = {NULL, NULL, idle_dispatch, idle_finalize, NULL, NULL};
+
 guint cshim_idle_add(GMainContext *c, gint priority, uintptr_t handle)
 {
-	return attach_with_cell(g_idle_source_new(), c, priority, cell_source_func, handle);
+	GSource *s = g_source_new(&cshim_idle_funcs, sizeof(cshim_source));
+	HANDLE(s) = handle;
+	g_source_set_priority(s, priority);
+	g_source_set_ready_time(s, 0);
+	guint id = g_source_attach(s, c);
+	g_source_unref(s);
+	return id;
 }
 
 guint cshim_timeout_add(GMainContext *c, gint priority, guint interval_ms, uintptr_t handle)

@@ -27,21 +27,16 @@ import (
 	"unsafe"
 )
 
-// SourceHandler is the Go state behind one Go-defined GSource. The trampolines call
-// Prepare and Check only when the source was created with them (NewSource), so a
-// handler may leave the others unimplemented in spirit; Dispatch and Finalize are
-// always called.
-type SourceHandler interface {
-	// Prepare reports readiness and a poll timeout in ms (-1: none).
-	Prepare() (ready bool, timeoutMS int32)
-	// Check reports readiness after poll.
-	Check() bool
-	// Dispatch runs the source; false removes it.
-	Dispatch() bool
-	// Finalize runs once, when GLib frees the source, on any thread.
-	Finalize()
-	// Describe names the source in panic reports.
-	Describe() string
+// Source is the Go side of one Go-defined GSource: the functions its C trampolines
+// call. A nil Prepare or Check means GLib sees none (NULL in the GSourceFuncs), so the
+// C side answers as GLib does and never crosses into Go for it.
+type Source struct {
+	Prepare  func() (ready bool, timeoutMS int32) // timeoutMS -1: no timeout
+	Check    func() bool
+	Dispatch func() bool // false removes the source
+	Finalize func()      // may be nil; runs once, on any thread
+	Describe func() string
+	Owner    any // the Go object the source belongs to, for SourceOwner
 }
 
 var liveHandles atomic.Int64
@@ -58,22 +53,25 @@ func ReleaseHandle(h cgo.Handle) {
 	liveHandles.Add(-1)
 }
 
-// LiveHandles reports how many handles made by NewHandle are still live. Tests use it
-// to prove that sources and callbacks release everything they took.
+// LiveHandles reports how many handles made by NewHandle, and typed callbacks, are still
+// live. Tests use it to prove that sources and callbacks release everything they took.
 func LiveHandles() int64 { return liveHandles.Load() }
 
-// NewSource creates a GSource (one reference, owned by the caller) whose callbacks reach
-// h, whose value must be a SourceHandler. hasPrepare and hasCheck choose whether GLib
-// sees a prepare or check callback at all; without one it answers as for NULL and never
-// crosses into Go.
-func NewSource(h cgo.Handle, hasPrepare, hasCheck bool) unsafe.Pointer {
-	return unsafe.Pointer(C.cshim_source_new(C.uintptr_t(h), cbool(hasPrepare), cbool(hasCheck)))
+// NewSource creates a GSource (one reference, owned by the caller) whose callbacks are
+// src's functions, reached through a cgo.Handle that the finalize trampoline releases.
+func NewSource(src *Source) unsafe.Pointer {
+	h := NewHandle(src)
+	return unsafe.Pointer(C.cshim_source_new(C.uintptr_t(h), cbool(src.Prepare != nil), cbool(src.Check != nil)))
 }
 
-// SourceHandle returns the handle behind a GSource made by NewSource, or 0 when the
-// source is not a Go-defined one or has been finalized.
-func SourceHandle(src unsafe.Pointer) cgo.Handle {
-	return cgo.Handle(C.cshim_source_handle((*C.GSource)(src)))
+// SourceOwner returns the Owner of a GSource made by NewSource, or nil when the source
+// is not a Go-defined one or has been finalized.
+func SourceOwner(gsrc unsafe.Pointer) any {
+	h := cgo.Handle(C.cshim_source_handle((*C.GSource)(gsrc)))
+	if h == 0 {
+		return nil
+	}
+	return h.Value().(*Source).Owner
 }
 
 func cbool(b bool) C.int {
@@ -83,8 +81,8 @@ func cbool(b bool) C.int {
 	return 0
 }
 
-func handler(h C.uintptr_t) SourceHandler {
-	return cgo.Handle(h).Value().(SourceHandler)
+func handler(h C.uintptr_t) *Source {
+	return cgo.Handle(h).Value().(*Source)
 }
 
 //export cshimSourcePrepare
@@ -143,66 +141,69 @@ func cshimSourceFinalize(h C.uintptr_t) {
 			deliver(r, "Finalize", s.Describe)
 		}
 	}()
-	s.Finalize()
+	if s.Finalize != nil {
+		s.Finalize()
+	}
 }
 
 //export cshimSourceFunc
-func cshimSourceFunc(h C.uintptr_t) (keep C.gboolean) {
-	fn := cgo.Handle(h).Value().(func() bool)
-	// A callback that returns false (or panics) ends its source: release the handle
-	// here, and the C side will not cross again for its destroy notify.
+func cshimSourceFunc(id C.uintptr_t) (keep C.gboolean) {
+	fn := lookup(uintptr(id)).fn
+	// A callback that returns false (or panics) ends its source: release it here, and
+	// the C side will not cross again for its destroy notify.
 	defer func() {
 		if r := recover(); r != nil {
 			keep = 0
-			ReleaseHandle(cgo.Handle(h))
+			release(uintptr(id))
 			deliver(r, "source function", nil)
 		}
 	}()
 	if fn() {
 		return 1
 	}
-	ReleaseHandle(cgo.Handle(h))
+	release(uintptr(id))
 	return 0
 }
 
 //export cshimUnixFDFunc
-func cshimUnixFDFunc(h C.uintptr_t, fd C.gint, cond C.GIOCondition) (keep C.gboolean) {
-	fn := cgo.Handle(h).Value().(func(int, uint) bool)
+func cshimUnixFDFunc(id C.uintptr_t, fd C.gint, cond C.GIOCondition) (keep C.gboolean) {
+	fn := lookup(uintptr(id)).fdfn
 	defer func() {
 		if r := recover(); r != nil {
 			keep = 0
-			ReleaseHandle(cgo.Handle(h))
+			release(uintptr(id))
 			deliver(r, fmt.Sprintf("unix fd %d function", int(fd)), nil)
 		}
 	}()
 	if fn(int(fd), uint(cond)) {
 		return 1
 	}
-	ReleaseHandle(cgo.Handle(h))
+	release(uintptr(id))
 	return 0
 }
 
-//export cshimReleaseHandle
-func cshimReleaseHandle(h C.uintptr_t) {
-	ReleaseHandle(cgo.Handle(h))
+//export cshimReleaseCallback
+func cshimReleaseCallback(id C.uintptr_t) {
+	release(uintptr(id))
 }
 
 // IdleAdd attaches a GLib idle source that calls fn until it returns false, and returns
 // its source id.
 func IdleAdd(ctx unsafe.Pointer, priority int, fn func() bool) uint {
-	return uint(C.cshim_idle_add((*C.GMainContext)(ctx), C.gint(priority), C.uintptr_t(NewHandle(fn))))
+	return uint(C.cshim_idle_add((*C.GMainContext)(ctx), C.gint(priority), C.uintptr_t(register(&callback{fn: fn}))))
 }
 
 // TimeoutAdd attaches a GLib timeout source (interval in ms) that calls fn until it
 // returns false, and returns its source id.
 func TimeoutAdd(ctx unsafe.Pointer, priority int, intervalMS uint32, fn func() bool) uint {
 	return uint(C.cshim_timeout_add((*C.GMainContext)(ctx), C.gint(priority), C.guint(intervalMS),
-		C.uintptr_t(NewHandle(fn))))
+		C.uintptr_t(register(&callback{fn: fn}))))
 }
 
 // UnixFDAdd attaches a GLib unix fd source that calls fn(fd, revents) until it returns
 // false, and returns its source id.
 func UnixFDAdd(ctx unsafe.Pointer, priority int, fd int, cond uint, fn func(int, uint) bool) uint {
 	return uint(C.cshim_unix_fd_add((*C.GMainContext)(ctx), C.gint(priority), C.gint(fd),
-		C.GIOCondition(cond), C.uintptr_t(NewHandle(fn))))
+		C.GIOCondition(cond), C.uintptr_t(register(&callback{fdfn: fn}))))
 }
+

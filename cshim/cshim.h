@@ -44,12 +44,13 @@ cshim_result cshim_source_destroy(GSource *s);
 cshim_result cshim_remove_child_source(GSource *parent, GSource *child);
 cshim_result cshim_context_unref(GMainContext *c);
 cshim_result cshim_remove_by_id(GMainContext *c, guint id);
-cshim_result cshim_invoke(GMainContext *c, gint priority, uintptr_t handle);
+cshim_result cshim_invoke(GMainContext *c, gint priority, uintptr_t id);
 
-/* Typed callback sources. The Go function behind handle returns FALSE to remove. */
-guint cshim_idle_add(GMainContext *c, gint priority, uintptr_t handle);
-guint cshim_timeout_add(GMainContext *c, gint priority, guint interval_ms, uintptr_t handle);
-guint cshim_unix_fd_add(GMainContext *c, gint priority, gint fd, GIOCondition cond, uintptr_t handle);
+/* Typed callback sources. id names a Go function in the callback registry
+ * (registry.go); it returns FALSE to remove its source. */
+guint cshim_idle_add(GMainContext *c, gint priority, uintptr_t id);
+guint cshim_timeout_add(GMainContext *c, gint priority, guint interval_ms, uintptr_t id);
+guint cshim_unix_fd_add(GMainContext *c, gint priority, gint fd, GIOCondition cond, uintptr_t id);
 
 /* The loop driver: QEMU's os_host_main_loop_wait over a GMainContext, repeated until
  * quit is set, a trampoline panicked, or (max_iterations > 0) that many iterations ran.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/glibaio/glibaio/cshim"
@@ -24,8 +25,9 @@ var ErrContextGone = errors.New("glibaio: the main context was unref'd")
 type Loop struct {
 	ctx *MainContext
 
-	mu   sync.Mutex
-	runs []*cshim.Loop // one per active (possibly nested) Run
+	mu    sync.Mutex
+	runs  []*cshim.Loop // one per active (possibly nested) Run
+	iters atomic.Uint64
 }
 
 // NewLoop returns a loop driver for c (nil: the default context).
@@ -54,7 +56,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		return ErrContextGone
 	}
 	st := cshim.NewLoop()
-	defer st.Free()
+	defer func() { l.iters.Add(st.Iterations()); st.Free() }()
 	l.mu.Lock()
 	l.runs = append(l.runs, st)
 	l.mu.Unlock()
@@ -121,3 +123,7 @@ func (l *Loop) IsRunning() bool {
 	defer l.mu.Unlock()
 	return len(l.runs) > 0
 }
+
+// Iterations reports how many iterations all Runs of the loop have completed so far,
+// counting a Run's iterations when it returns.
+func (l *Loop) Iterations() uint64 { return l.iters.Load() }

@@ -142,8 +142,11 @@ func onThread(fn func()) {
 	go func() {
 		defer close(done)
 		// The goroutine exits locked, so the runtime retires the thread with it.
-		runtime.LockOSThread()
+		lockOSThread()
 		fn()
 	}()
 	<-done
 }
+
+// lockOSThread pins the calling goroutine; it exits locked so the thread is retired.
+func lockOSThread() { runtime.LockOSThread() }

@@ -9,7 +9,6 @@ import "C"
 import (
 	"fmt"
 	"math"
-	"runtime/cgo"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,8 +57,6 @@ func (t FDTag) IsZero() bool { return t.p == nil }
 type Source struct {
 	ptr   unsafe.Pointer // *C.GSource, accessed atomically; nil once finalized
 	funcs SourceFuncs
-	prep  SourcePreparer
-	check SourceChecker
 	fin   SourceFinalizer
 	name  atomic.Pointer[string]
 
@@ -73,45 +70,31 @@ type Source struct {
 // GLib's defaults: PriorityDefault, no name, can_recurse false, no ready time.
 func NewSource(f SourceFuncs) *Source {
 	s := &Source{funcs: f}
-	s.prep, _ = f.(SourcePreparer)
-	s.check, _ = f.(SourceChecker)
+	cs := &cshim.Source{
+		Dispatch: func() bool { return f.Dispatch(s) },
+		Finalize: s.finalize,
+		Describe: func() string { return fmt.Sprintf("source %q (%T)", s.Name(), f) },
+		Owner:    s,
+	}
+	if p, ok := f.(SourcePreparer); ok {
+		cs.Prepare = func() (bool, int32) {
+			ready, timeout := p.Prepare(s)
+			return ready, timeoutMS(timeout)
+		}
+	}
+	if c, ok := f.(SourceChecker); ok {
+		cs.Check = func() bool { return c.Check(s) }
+	}
 	s.fin, _ = f.(SourceFinalizer)
-	h := cshim.NewHandle((*sourceHandler)(s))
-	s.ptr = cshim.NewSource(h, s.prep != nil, s.check != nil)
+	s.ptr = cshim.NewSource(cs)
 	return s
 }
 
-// sourceHandler adapts a Source to cshim.SourceHandler without exporting the methods
-// on Source itself.
-type sourceHandler Source
-
-func (h *sourceHandler) Prepare() (bool, int32) {
-	s := (*Source)(h)
-	ready, timeout := s.prep.Prepare(s)
-	return ready, timeoutMS(timeout)
-}
-
-func (h *sourceHandler) Check() bool {
-	s := (*Source)(h)
-	return s.check.Check(s)
-}
-
-func (h *sourceHandler) Dispatch() bool {
-	s := (*Source)(h)
-	return s.funcs.Dispatch(s)
-}
-
-func (h *sourceHandler) Finalize() {
-	s := (*Source)(h)
+func (s *Source) finalize() {
 	atomic.StorePointer(&s.ptr, nil) // from here on every method is a no-op
 	if s.fin != nil {
 		s.fin.Finalize(s)
 	}
-}
-
-func (h *sourceHandler) Describe() string {
-	s := (*Source)(h)
-	return fmt.Sprintf("source %q (%T)", s.Name(), s.funcs)
 }
 
 // timeoutMS converts a prepare timeout to GLib's milliseconds, rounding up so that a
@@ -382,11 +365,8 @@ func SourceFromNative(p unsafe.Pointer) *Source {
 	if p == nil {
 		return nil
 	}
-	h := cshim.SourceHandle(p)
-	if h == 0 {
-		return nil
-	}
-	return (*Source)(cgo.Handle(h).Value().(*sourceHandler))
+	s, _ := cshim.SourceOwner(p).(*Source)
+	return s
 }
 
 // CurrentSource returns the Go-defined source being dispatched on this thread

@@ -642,7 +642,12 @@ func TestOptionalCallbacks(t *testing.T) {
 	var mu sync.Mutex
 	var prepared, checked int
 	full := glibloop.NewSource(&fullsrc{
-		p: func(*glibloop.Source) (bool, time.Duration) { mu.Lock(); prepared++; mu.Unlock(); return false, 5 * time.Microsecond },
+		p: func(*glibloop.Source) (bool, time.Duration) {
+			mu.Lock()
+			prepared++
+			mu.Unlock()
+			return false, 5 * time.Microsecond
+		},
 		c: func(*glibloop.Source) bool { mu.Lock(); checked++; mu.Unlock(); return true },
 	})
 	full.Attach(c)
