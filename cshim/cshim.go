@@ -206,4 +206,3 @@ func UnixFDAdd(ctx unsafe.Pointer, priority int, fd int, cond uint, fn func(int,
 	return uint(C.cshim_unix_fd_add((*C.GMainContext)(ctx), C.gint(priority), C.gint(fd),
 		C.GIOCondition(cond), C.uintptr_t(register(&callback{fdfn: fn}))))
 }
-
