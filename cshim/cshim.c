@@ -85,9 +85,12 @@ GSource *cshim_source_new(uintptr_t handle, int has_prepare, int has_check)
 	return s;
 }
 
+extern GSourceFuncs cshim_reactor_funcs;
+
 int cshim_source_is_go(GSource *s)
 {
-	return s->source_funcs >= &cshim_funcs[0] && s->source_funcs <= &cshim_funcs[3];
+	return (s->source_funcs >= &cshim_funcs[0] && s->source_funcs <= &cshim_funcs[3]) ||
+	       s->source_funcs == &cshim_reactor_funcs;
 }
 
 uintptr_t cshim_source_handle(GSource *s)

@@ -61,6 +61,16 @@ func SetPanicHandler(fn func(*PanicError)) func(*PanicError) {
 	return *old
 }
 
+// HandlePanic hands p to the handler installed with SetPanicHandler, or to the default
+// one. It is for loops that drive callbacks with no Go caller to raise a panic to.
+func HandlePanic(p *PanicError) {
+	h := defaultPanicHandler
+	if fn := panicHandler.Load(); fn != nil {
+		h = *fn
+	}
+	h(p)
+}
+
 // defaultPanicHandler mirrors the runtime's report of an unrecovered panic.
 func defaultPanicHandler(p *PanicError) {
 	fmt.Fprintf(os.Stderr, "panic: %v [recovered by glibaio in %s]\n\n%s\n", p.Value, p.Callback, p.Stack)
@@ -82,11 +92,7 @@ func deliver(r any, callback string, describe func() string) {
 		p = &PanicError{Value: r, Stack: debug.Stack(), Callback: callback}
 	}
 	if C.cshim_driven() == 0 {
-		h := defaultPanicHandler
-		if fn := panicHandler.Load(); fn != nil {
-			h = *fn
-		}
-		h(p)
+		HandlePanic(p)
 		return
 	}
 	if prev := C.cshim_take_panic(); prev != 0 {

@@ -13,3 +13,7 @@ type PanicError = cshim.PanicError
 func SetPanicHandler(fn func(*PanicError)) func(*PanicError) {
 	return cshim.SetPanicHandler(fn)
 }
+
+// HandlePanic hands p to the panic handler (SetPanicHandler). Loops that run callbacks
+// with no caller to raise a panic to, such as aiosource's IOThread, use it.
+func HandlePanic(p *PanicError) { cshim.HandlePanic(p) }

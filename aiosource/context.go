@@ -1,0 +1,239 @@
+package aiosource
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/glibaio/glibaio/glibloop"
+)
+
+// Errors returned by aiosource.
+var (
+	// ErrClosed is returned by operations on a Context or EventNotifier after Close.
+	ErrClosed = errors.New("aiosource: closed")
+	// ErrBadFD is returned for a negative fd.
+	ErrBadFD = errors.New("aiosource: bad file descriptor")
+	// ErrNoHandler is returned when removing a handler that is not registered.
+	ErrNoHandler = errors.New("aiosource: no handler registered for fd")
+)
+
+// Context is QEMU's AioContext: an event loop of fd handlers, event notifiers, bottom
+// halves (BHs) and timers, which is also a real GSource. Attach it to a GMainContext and
+// GLib drives it (gtk_main, g_main_loop_run, glibloop's Loop); or drive it with Poll, as
+// QEMU's aio_poll does, from one thread at a time.
+//
+// Its GSource is a glibloop.Reactor: GLib polls one epoll fd however many fds are
+// registered, prepare and check run in C, and a dispatch crosses into Go once. Inside a
+// dispatch, as in QEMU, BHs run first, then fd handlers, then timers.
+//
+// Every method is safe from any goroutine; callbacks run on the thread that drives the
+// context. Use the context from one driver at a time: GLib iterations of the context it
+// is attached to, or Poll, never both concurrently (both may nest inside callbacks).
+type Context struct {
+	r   *glibloop.Reactor
+	src *glibloop.Source
+
+	closed atomic.Bool
+
+	// fd handlers (fd.go). mu is QEMU's list_lock on the writer side; walkers is its
+	// count of active walkers (dispatches and Polls, nested ones included).
+	mu             sync.Mutex
+	table          atomic.Pointer[fdTable]
+	deleted        []*fdNode
+	walkers        atomic.Int32
+	nodes          atomic.Int32 // live handlers
+	pollDisableCnt atomic.Int32 // live handlers that have no Poll callback
+
+	// adaptive busy polling (poll.go); the handler list is owned by the loop thread.
+	pollMaxNS, pollGrow, pollShrink atomic.Int64
+	resetPollTimes                  atomic.Bool // set by SetPollParams for the loop thread
+	pollHandlers                    []*fdNode
+	pollStarted                     bool
+
+	// bottom halves (bh.go). bhList is the lock-free list any goroutine pushes onto;
+	// slices and freeSlices belong to the thread that drives the context.
+	bhList     atomic.Pointer[BH]
+	slices     []*bhSlice
+	freeSlices []*bhSlice
+	bhMu       sync.Mutex
+	liveBHs    map[*BH]struct{} // BHs made by NewBH and not yet deleted
+
+	// timers (timer.go)
+	tmu    sync.Mutex
+	clocks [numClocks]timerList
+	armed  atomic.Int32 // timers currently pending, all clocks
+
+	// per-nesting-level buffers of a dispatch or Poll (loop thread only)
+	depth  int
+	levels []*level
+
+	pool pool // the thread pool (pool.go)
+
+	errHandler atomic.Pointer[func(error)]
+}
+
+// level holds the buffers of one (possibly nested) dispatch or Poll.
+type level struct {
+	events []glibloop.ReactorEvent
+	ready  []readyHandler
+}
+
+// New creates an AioContext (aio_context_new). It is not attached to any GMainContext;
+// use Attach, or drive it with Poll.
+func New() (*Context, error) {
+	c := &Context{liveBHs: map[*BH]struct{}{}}
+	r, err := glibloop.NewReactor(c.dispatch, c.finalize)
+	if err != nil {
+		return nil, err
+	}
+	c.r = r
+	c.src = r.Source()
+	c.src.SetCanRecurse(true) // as QEMU: a nested loop inside a callback may dispatch it again
+	c.table.Store(&fdTable{})
+	c.pool.init(c)
+	return c, nil
+}
+
+// Source returns the context's GSource (aio_get_g_source): the same one on every call.
+// It can recurse and has no callback. The context holds a reference until Close; take
+// your own with Ref if you keep the source longer.
+func (c *Context) Source() *glibloop.Source { return c.src }
+
+// Attach attaches the context's GSource to m (nil: the default context) and returns the
+// source id, or 0 if the context is closed or already attached.
+func (c *Context) Attach(m *glibloop.MainContext) uint {
+	if c.closed.Load() {
+		return 0
+	}
+	return c.src.Attach(m)
+}
+
+// Notify is QEMU's aio_notify: it makes the thread that drives the context re-evaluate
+// its BHs, fds and timers. It writes the context's eventfd only when that thread is
+// blocked or about to block; otherwise it costs two atomic operations. A Notify followed
+// by Poll(true) returns false without blocking.
+func (c *Context) Notify() {
+	if !c.closed.Load() {
+		c.r.Notify()
+	}
+}
+
+// SetErrorHandler installs fn to receive errors the loop meets without a caller to
+// return them to, such as a registered fd that was closed behind its back. nil restores
+// the default, which logs them with log/slog at level Error.
+func (c *Context) SetErrorHandler(fn func(error)) {
+	if fn == nil {
+		c.errHandler.Store(nil)
+		return
+	}
+	c.errHandler.Store(&fn)
+}
+
+func (c *Context) reportError(err error) {
+	if fn := c.errHandler.Load(); fn != nil {
+		(*fn)(err)
+		return
+	}
+	defaultErrorHandler(err)
+}
+
+// Close shuts the context down (aio_context_unref as the last reference). It waits for
+// thread-pool work in flight (see SetThreadPoolGrace), destroys the GSource, removes
+// every fd handler and closes the context's own fds. It returns an error that names
+// every BH made with NewBH that was never deleted, every timer still armed, and thread
+// pool work that did not finish; after Close every operation is a no-op or returns
+// ErrClosed. Call it from the thread that drives the context, or once nothing drives it.
+// Closing twice returns ErrClosed.
+func (c *Context) Close() error {
+	if c.closed.Swap(true) {
+		return ErrClosed
+	}
+	var problems []string
+	problems = append(problems, c.pool.close()...)
+
+	c.mu.Lock()
+	t := c.table.Load()
+	for fd := range t.slots {
+		if n := t.slots[fd].Load(); n != nil {
+			n.deleted.Store(true)
+			t.slots[fd].Store(nil)
+		}
+	}
+	c.mu.Unlock()
+
+	c.bhMu.Lock()
+	for bh := range c.liveBHs {
+		problems = append(problems, fmt.Sprintf("BH %q was never deleted", bh.name))
+	}
+	c.bhMu.Unlock()
+	if n := c.pendingOneshots(); n > 0 {
+		problems = append(problems, fmt.Sprintf("%d oneshot BH(s) never ran", n))
+	}
+	problems = append(problems, c.armedTimers()...)
+
+	c.r.Close()
+	if len(problems) == 0 {
+		return nil
+	}
+	sort.Strings(problems)
+	return &LeakError{Problems: problems}
+}
+
+// finalize runs when GLib finalizes the context's GSource. If something other than Close
+// dropped the last reference (a GMainContext that died with the source attached still
+// holds none: the Context keeps its own), the context is closed from here on.
+func (c *Context) finalize() { c.closed.Store(true) }
+
+// LeakError is returned by Close when the context still had live work.
+type LeakError struct {
+	Problems []string
+}
+
+func (e *LeakError) Error() string {
+	return "aiosource: closed with live work: " + strings.Join(e.Problems, "; ")
+}
+
+// enter starts a walk (a dispatch or a Poll) and returns its level's buffers.
+func (c *Context) enter() *level {
+	c.walkers.Add(1)
+	if c.depth == len(c.levels) {
+		c.levels = append(c.levels, &level{})
+	}
+	lv := c.levels[c.depth]
+	c.depth++
+	return lv
+}
+
+// leave ends a walk; it runs even when a callback panics.
+func (c *Context) leave(lv *level) {
+	lv.events = lv.events[:0]
+	clear(lv.ready)
+	lv.ready = lv.ready[:0]
+	c.depth--
+	if c.walkers.Load() == 1 {
+		c.freeDeleted() // only the outermost walker frees
+	}
+	c.walkers.Add(-1)
+}
+
+// dispatch is the GSource dispatch: BHs, then the fd handlers whose events the reactor
+// harvested, then timers (aio_dispatch).
+func (c *Context) dispatch(events []glibloop.ReactorEvent) {
+	if c.closed.Load() {
+		return
+	}
+	func() {
+		lv := c.enter()
+		defer c.leave(lv)
+		// Copy the events: a nested Poll in a callback reuses the reactor's buffer.
+		lv.events = append(lv.events, events...)
+		c.bhPoll()
+		lv.ready = c.resolve(lv.events, lv.ready)
+		c.dispatchReady(lv.ready, 0)
+	}()
+	c.runTimers()
+}

@@ -1,0 +1,252 @@
+package aiosource
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/glibaio/glibaio/glibloop"
+	"golang.org/x/sys/unix"
+)
+
+// FDHandler holds the callbacks of one fd (aio_set_fd_handler's io_read, io_write,
+// io_poll and io_poll_ready). Read runs when the fd is readable, hung up or in error;
+// Write when it is writable or in error. Poll is a busy-poll readiness check used by
+// adaptive polling (SetPollParams); it is ignored without PollReady, which runs instead
+// of Read and Write when Poll reported readiness. The zero FDHandler removes a handler.
+type FDHandler struct {
+	Read, Write func()
+	Poll        func() bool
+	PollReady   func()
+}
+
+func (h FDHandler) isZero() bool { return h.Read == nil && h.Write == nil && h.Poll == nil }
+
+// Conditions a handler reacts to, as poll(2)/epoll bits.
+const (
+	condRead  = unix.EPOLLIN | unix.EPOLLHUP | unix.EPOLLERR
+	condWrite = unix.EPOLLOUT | unix.EPOLLERR
+)
+
+// fdNode is QEMU's AioHandler: one registration of one fd. Nodes are never changed in
+// place: SetFDHandler makes a new node and marks the old one deleted, so a walker that
+// already holds the old node sees the flag and skips it.
+type fdNode struct {
+	fd      int
+	h       FDHandler
+	deleted atomic.Bool
+
+	// Owned by the thread that drives the context.
+	inPoll    bool  // on c.pollHandlers
+	pollReady bool  // busy polling saw it ready
+	pollNS    int64 // this handler's adaptive busy-poll time
+}
+
+// fdTable maps fd numbers to their live node. A walker reads it without a lock; writers
+// hold c.mu and replace the whole table only to grow it.
+type fdTable struct {
+	slots []atomic.Pointer[fdNode]
+}
+
+func (t *fdTable) get(fd int32) *fdNode {
+	if fd < 0 || int(fd) >= len(t.slots) {
+		return nil
+	}
+	return t.slots[fd].Load()
+}
+
+// readyHandler is one entry of a walk's ready list.
+type readyHandler struct {
+	n       *fdNode
+	revents uint32
+}
+
+// SetFDHandler registers h for fd (aio_set_fd_handler), replacing any handler fd had, or
+// removes fd's handler when h is the zero FDHandler. A replaced or removed handler never
+// runs again, even later in the pass that is dispatching right now, and even when it
+// removes itself from its own callback. It returns ErrBadFD for a negative fd, the epoll
+// error for an fd that cannot be watched (closed: EBADF; a regular file: EPERM),
+// ErrNoHandler when removing a handler that is not there, and ErrClosed after Close.
+func (c *Context) SetFDHandler(fd int, h FDHandler) error {
+	if fd < 0 {
+		return ErrBadFD
+	}
+	if h.PollReady == nil {
+		h.Poll = nil // as QEMU: io_poll without io_poll_ready is dropped
+	}
+	c.mu.Lock()
+	if c.closed.Load() {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	t := c.table.Load()
+	old := t.get(int32(fd))
+
+	if h.isZero() {
+		if old == nil {
+			c.mu.Unlock()
+			return fmt.Errorf("%w %d", ErrNoHandler, fd)
+		}
+		// The kernel has already forgotten an fd that was closed: removal still succeeds.
+		if err := c.r.Delete(fd); err != nil && !errors.Is(err, unix.EBADF) && !errors.Is(err, unix.ENOENT) {
+			c.mu.Unlock()
+			return fmt.Errorf("aiosource: remove fd %d: %w", fd, err)
+		}
+		t.slots[fd].Store(nil)
+		c.nodes.Add(-1)
+		if old.h.Poll == nil {
+			c.pollDisableCnt.Add(-1)
+		}
+	} else {
+		var events uint32
+		if h.Read != nil {
+			events |= unix.EPOLLIN
+		}
+		if h.Write != nil {
+			events |= unix.EPOLLOUT
+		}
+		var err error
+		if old == nil {
+			err = c.r.Add(fd, events)
+		} else {
+			err = c.r.Modify(fd, events)
+		}
+		if err != nil {
+			c.mu.Unlock()
+			return fmt.Errorf("aiosource: watch fd %d: %w", fd, err)
+		}
+		n := &fdNode{fd: fd, h: h}
+		t = c.slot(fd)
+		t.slots[fd].Store(n)
+		delta := int32(0)
+		if h.Poll == nil {
+			delta++
+		}
+		if old != nil && old.h.Poll == nil {
+			delta--
+		}
+		c.pollDisableCnt.Add(delta)
+		if old == nil {
+			c.nodes.Add(1)
+		}
+	}
+	if old != nil {
+		// Walkers that hold old see the flag; the next outermost walker frees it.
+		old.deleted.Store(true)
+		c.deleted = append(c.deleted, old)
+	}
+	c.mu.Unlock()
+	c.Notify() // a blocked loop must rebuild its view of the fds
+	return nil
+}
+
+// slot returns a table with room for fd, growing it if needed. c.mu is held.
+func (c *Context) slot(fd int) *fdTable {
+	t := c.table.Load()
+	if fd < len(t.slots) {
+		return t
+	}
+	n := max(64, len(t.slots))
+	for n <= fd {
+		n *= 2
+	}
+	grown := &fdTable{slots: make([]atomic.Pointer[fdNode], n)}
+	for i := range t.slots {
+		grown.slots[i].Store(t.slots[i].Load())
+	}
+	c.table.Store(grown)
+	return grown
+}
+
+// freeDeleted forgets removed nodes (aio_free_deleted_handlers). Only the outermost
+// walker calls it, on the thread that drives the context; nested walkers leave it to
+// the outermost one, so a node stays intact while any walk may still hold it.
+func (c *Context) freeDeleted() {
+	c.mu.Lock()
+	dead := c.deleted
+	c.deleted = nil
+	c.mu.Unlock()
+	for _, n := range dead {
+		c.removePollHandler(n)
+		n.h = FDHandler{} // drop the callbacks; no walker can reach them any more
+	}
+}
+
+// resolve turns harvested events into the walk's ready list. A node is looked up once,
+// here: a handler that replaces it during the walk is not visited in this walk.
+func (c *Context) resolve(events []glibloop.ReactorEvent, ready []readyHandler) []readyHandler {
+	t := c.table.Load()
+	for _, ev := range events {
+		if n := t.get(ev.FD); n != nil {
+			ready = append(ready, readyHandler{n: n, revents: ev.Events})
+		}
+	}
+	return ready
+}
+
+// dispatchReady runs the ready list and reports progress (aio_dispatch_ready_handlers).
+func (c *Context) dispatchReady(ready []readyHandler, blockNS int64) bool {
+	progress := false
+	maxNS := c.pollMaxNS.Load()
+	for i := range ready {
+		n := ready[i].n
+		if c.dispatchHandler(n, ready[i].revents) {
+			progress = true
+		}
+		if maxNS != 0 && n.inPoll {
+			c.adjustPollTime(n, blockNS)
+		}
+	}
+	return progress
+}
+
+// dispatchHandler runs one handler's callbacks for revents (aio_dispatch_handler).
+func (c *Context) dispatchHandler(n *fdNode, revents uint32) bool {
+	pollReady := n.pollReady
+	n.pollReady = false
+	if n.deleted.Load() {
+		return false
+	}
+	h := n.h
+	// Handlers join busy polling the first time they fire.
+	if !n.inPoll && h.Poll != nil {
+		c.addPollHandler(n)
+	}
+	if pollReady && revents == 0 && h.PollReady != nil {
+		// Off the poll list while it runs, so a nested Poll cannot re-poll it and recurse.
+		c.removePollHandler(n)
+		defer func() {
+			if !n.deleted.Load() && !n.inPoll {
+				c.addPollHandler(n)
+			}
+		}()
+		h.PollReady()
+		return true
+	}
+	progress := false
+	if revents&condRead != 0 && h.Read != nil {
+		h.Read()
+		progress = true
+	}
+	if revents&condWrite != 0 && h.Write != nil && !n.deleted.Load() {
+		h.Write()
+		progress = true
+	}
+	return progress
+}
+
+func defaultErrorHandler(err error) { slog.Error("aiosource", "err", err) }
+
+// SetEventNotifier registers read to run when e is set (aio_set_event_notifier); a nil
+// read removes it. read receives e and usually calls e.TestAndClear.
+func (c *Context) SetEventNotifier(e *EventNotifier, read func(*EventNotifier)) error {
+	fd := e.FD()
+	if fd < 0 {
+		return ErrClosed
+	}
+	if read == nil {
+		return c.SetFDHandler(fd, FDHandler{})
+	}
+	return c.SetFDHandler(fd, FDHandler{Read: func() { read(e) }})
+}

@@ -1,0 +1,276 @@
+package aiosource
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/glibaio/glibaio/glibloop"
+)
+
+// Poll runs one iteration of the context (aio_poll): BHs, then ready fd handlers, then
+// timers. With blocking it first waits for something to do, retrying EINTR with the
+// time that remains, so signals never end a wait early. It reports progress: whether a
+// non-idle BH, an fd handler or a timer ran, or a busy-poll handler saw readiness. A
+// bare Notify, an idle BH, a cancelled or deleted BH is not progress, so Poll(true)
+// returns false only when woken by Notify alone (a Notify before the call included).
+//
+// Only one thread at a time may drive the context. Poll may be called from the
+// context's own callbacks (a nested event loop); a callback's panic propagates out of
+// Poll after the context's bookkeeping has been restored. After Close it returns false.
+func (c *Context) Poll(blocking bool) bool {
+	if c.closed.Load() {
+		return false
+	}
+	progress := c.pollWalk(blocking)
+	return c.runTimers() || progress
+}
+
+func (c *Context) pollWalk(blocking bool) (progress bool) {
+	lv := c.enter()
+	defer c.leave(lv)
+
+	maxNS := c.pollMaxNS.Load()
+	var start int64
+	if maxNS != 0 {
+		start = nanotime()
+	}
+	timeout := int64(0)
+	if blocking {
+		timeout = c.computeTimeout()
+	}
+	progress, polled := c.tryPollMode(&timeout)
+
+	// The notify_me handshake (QEMU §3): announce the wait, then look at notified.
+	useNotifyMe := timeout != 0
+	if useNotifyMe && c.r.WaitBegin() {
+		timeout = 0
+	}
+	if timeout != 0 || c.needWait(polled) {
+		if c.pollStarted && timeout != 0 && c.pollSetStarted(false) {
+			timeout, progress = 0, true
+		}
+		events, err := c.r.Wait(timeout)
+		if err != nil && !errors.Is(err, glibloop.ErrReactorClosed) {
+			c.reportError(fmt.Errorf("aiosource: epoll_wait: %w", err))
+		}
+		lv.events = append(lv.events, events...)
+	}
+	if useNotifyMe {
+		c.r.WaitEnd()
+	}
+	c.r.NotifyAccept() // notified = false, then a full barrier before reading queues
+
+	var blockNS int64
+	if maxNS != 0 {
+		blockNS = nanotime() - start
+	}
+	if c.bhPoll() {
+		progress = true
+	}
+	lv.ready = c.resolve(lv.events, lv.ready)
+	lv.ready = c.addPollReady(lv.ready)
+	if c.dispatchReady(lv.ready, blockNS) {
+		progress = true
+	}
+	return progress
+}
+
+// computeTimeout returns how long Poll may block, in ns (-1: no limit): 0 if a BH is
+// scheduled, otherwise the soonest of 10 ms for idle BHs and the nearest timer
+// (aio_compute_timeout).
+func (c *Context) computeTimeout() int64 {
+	bh := c.bhTimeout()
+	if bh == 0 {
+		return 0
+	}
+	return soonest(bh, c.timerTimeout())
+}
+
+// soonest is qemu_soonest_timeout: -1 (no limit) loses to any other value.
+func soonest(a, b int64) int64 {
+	if uint64(a) < uint64(b) {
+		return a
+	}
+	return b
+}
+
+// needWait reports whether Poll must ask the kernel about fds even with a zero timeout:
+// always, unless busy polling just ran over every registered handler (then the
+// handlers' own Poll callbacks have observed them).
+func (c *Context) needWait(polled bool) bool {
+	registered := int(c.nodes.Load())
+	if registered == 0 {
+		return false // the notifier is seen through its flag, timers through their lists
+	}
+	return !polled || c.pollDisableCnt.Load() != 0 || len(c.pollHandlers) < registered
+}
+
+// SetPollParams sets adaptive busy polling (aio_context_set_poll_params): a handler that
+// has a Poll callback may be busy-polled for up to maxNS before Poll blocks; each
+// handler's polling time grows by grow (0: ×2) while it helps and shrinks by shrink (0:
+// to zero) when it does not. maxNS 0 disables polling, the default. Busy polling is
+// used only by Poll, never under GLib, and only while every registered handler has a
+// Poll callback. Negative values return an error.
+func (c *Context) SetPollParams(maxNS, grow, shrink int64) error {
+	if maxNS < 0 || grow < 0 || shrink < 0 {
+		return fmt.Errorf("aiosource: SetPollParams(%d, %d, %d): negative value", maxNS, grow, shrink)
+	}
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	c.pollMaxNS.Store(maxNS)
+	c.pollGrow.Store(grow)
+	c.pollShrink.Store(shrink)
+	c.resetPollTimes.Store(true)
+	c.Notify()
+	return nil
+}
+
+// tryPollMode busy-polls the poll handlers for up to the largest of their polling
+// times, cut short by the timeout (try_poll_mode). It reports progress and whether it
+// polled at all.
+func (c *Context) tryPollMode(timeout *int64) (progress, polled bool) {
+	if c.resetPollTimes.Swap(false) {
+		for _, n := range c.pollHandlers {
+			n.pollNS = 0
+		}
+	}
+	if len(c.pollHandlers) == 0 || c.pollMaxNS.Load() == 0 {
+		return false, false
+	}
+	maxNS := int64(0)
+	for _, n := range c.pollHandlers {
+		maxNS = max(maxNS, n.pollNS)
+	}
+	maxNS = soonest(*timeout, maxNS)
+	if maxNS == 0 || c.pollDisableCnt.Load() != 0 {
+		return false, false
+	}
+	c.pollSetStarted(true)
+	return c.runPollHandlers(maxNS, timeout), true
+}
+
+// runPollHandlers calls every poll handler's Poll until one reports readiness or maxNS
+// passed, then takes the elapsed time off the timeout (run_poll_handlers).
+func (c *Context) runPollHandlers(maxNS int64, timeout *int64) bool {
+	start := nanotime()
+	progress := false
+	for {
+		if c.runPollHandlersOnce(timeout) {
+			progress = true
+		}
+		elapsed := nanotime() - start
+		maxNS = soonest(*timeout, maxNS)
+		if elapsed >= maxNS {
+			break
+		}
+	}
+	if *timeout > 0 {
+		*timeout = max(*timeout-(nanotime()-start), 0)
+	}
+	return progress
+}
+
+func (c *Context) runPollHandlersOnce(timeout *int64) bool {
+	progress := false
+	for _, n := range c.pollHandlers {
+		if !n.deleted.Load() && n.h.Poll != nil && n.h.Poll() {
+			n.pollReady = true
+			*timeout = 0
+			progress = true
+		}
+	}
+	// The context's own notifier is polled through its flag, with no syscall; a
+	// notification ends the busy wait but is not progress.
+	if c.r.Notified() {
+		*timeout = 0
+	}
+	return progress
+}
+
+// pollSetStarted enters or leaves busy-poll mode. Leaving it polls every handler once
+// more, and reports whether one was ready (poll_set_started).
+func (c *Context) pollSetStarted(started bool) bool {
+	if started == c.pollStarted {
+		return false
+	}
+	c.pollStarted = started
+	if started {
+		return false
+	}
+	progress := false
+	for _, n := range c.pollHandlers {
+		if !n.deleted.Load() && n.h.Poll != nil && n.h.Poll() {
+			n.pollReady = true
+			progress = true
+		}
+	}
+	return progress
+}
+
+// addPollReady appends the poll handlers that busy polling found ready and that have no
+// fd event in the ready list already.
+func (c *Context) addPollReady(ready []readyHandler) []readyHandler {
+	for _, n := range c.pollHandlers {
+		if !n.pollReady {
+			continue
+		}
+		found := false
+		for i := range ready {
+			if ready[i].n == n {
+				found = true
+				break
+			}
+		}
+		if !found {
+			ready = append(ready, readyHandler{n: n})
+		}
+	}
+	return ready
+}
+
+func (c *Context) addPollHandler(n *fdNode) {
+	n.inPoll = true
+	c.pollHandlers = append(c.pollHandlers, n)
+}
+
+func (c *Context) removePollHandler(n *fdNode) {
+	if !n.inPoll {
+		return
+	}
+	n.inPoll = false
+	for i, p := range c.pollHandlers {
+		if p == n {
+			c.pollHandlers = append(c.pollHandlers[:i], c.pollHandlers[i+1:]...)
+			return
+		}
+	}
+}
+
+// Growing from zero starts at 4 µs, as in QEMU.
+const pollInitialNS = 4000
+
+// adjustPollTime adapts a handler's polling time to how long the last wait blocked
+// (adjust_polling_time).
+func (c *Context) adjustPollTime(n *fdNode, blockNS int64) {
+	maxNS := c.pollMaxNS.Load()
+	switch {
+	case blockNS <= n.pollNS:
+		// the sweet spot
+	case blockNS > maxNS:
+		if shrink := c.pollShrink.Load(); shrink != 0 {
+			n.pollNS /= shrink
+		} else {
+			n.pollNS = 0
+		}
+	case n.pollNS < maxNS && blockNS < maxNS:
+		if n.pollNS == 0 {
+			n.pollNS = pollInitialNS
+		} else if grow := c.pollGrow.Load(); grow != 0 {
+			n.pollNS *= grow
+		} else {
+			n.pollNS *= 2
+		}
+		n.pollNS = min(n.pollNS, maxNS)
+	}
+}

@@ -1,0 +1,202 @@
+#define _GNU_SOURCE
+#include "reactor.h"
+#include "_cgo_export.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IDLE_TIMEOUT_MS 10 /* QEMU's idle BH latency */
+#define REACTOR(s) ((cshim_reactor *)(s))
+
+static gint64 mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (gint64)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Arms the timerfd at an absolute monotonic time (-1 disarms) unless it already holds
+ * it. A time in the past fires at once. Loop thread only. */
+static void reactor_arm(cshim_reactor *r, gint64 when)
+{
+	if (when == r->armed)
+		return;
+	struct itimerspec its = {0};
+	if (when >= 0) {
+		if (when == 0)
+			when = 1; /* 0 would disarm */
+		its.it_value.tv_sec = when / 1000000000LL;
+		its.it_value.tv_nsec = when % 1000000000LL;
+	}
+	if (timerfd_settime(r->timerfd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+		r->armed = when < 0 ? -1 : when;
+}
+
+static void drain(int fd)
+{
+	guint64 v;
+	while (read(fd, &v, sizeof v) < 0 && errno == EINTR)
+		;
+}
+
+/* epoll_wait into r->ev, retried on EINTR; the kick and timer fds are drained and
+ * dropped from the result. */
+static int reactor_harvest(cshim_reactor *r, int timeout_ms)
+{
+	struct epoll_event ev[128];
+	int n;
+	while ((n = epoll_wait(r->epfd, ev, G_N_ELEMENTS(ev), timeout_ms)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		return -errno;
+	if (n > r->cap) {
+		r->cap = n;
+		r->ev = g_renew(cshim_event, r->ev, r->cap);
+	}
+	r->nev = 0;
+	for (int i = 0; i < n; i++) {
+		int fd = ev[i].data.fd;
+		if (fd == r->kickfd) {
+			drain(fd); /* the handshake's wakeup: never progress */
+		} else if (fd == r->timerfd) {
+			drain(fd);
+			r->armed = -1; /* expired: the next arm must write it again */
+		} else {
+			r->ev[r->nev].fd = fd;
+			r->ev[r->nev].events = ev[i].events;
+			r->nev++;
+		}
+	}
+	return r->nev;
+}
+
+/* GLib's prepare: announce that the loop may block (bit 0, with a full barrier so the
+ * flag is visible before the ready word is read: it pairs with the barrier of Notify),
+ * arm the timerfd, and ask for no timeout, 0 or 10 ms from the ready word.
+ *
+ * It returns FALSE even when work is queued, with a zero timeout: GLib then polls with
+ * timeout 0 (it always polls) and runs check, which clears bit 0, so work queued during
+ * the dispatch that follows costs no eventfd write. Bit 0 is still cleared only in
+ * check, as in QEMU. */
+static gboolean reactor_prepare(GSource *s, gint *timeout)
+{
+	cshim_reactor *r = REACTOR(s);
+	__atomic_fetch_or(&r->w->waiting, 1, __ATOMIC_SEQ_CST);
+	guint32 ready = __atomic_load_n(&r->w->ready, __ATOMIC_SEQ_CST);
+	reactor_arm(r, __atomic_load_n(&r->w->deadline, __ATOMIC_SEQ_CST));
+	if (ready & CSHIM_READY_NOW)
+		*timeout = 0;
+	else if (ready & CSHIM_READY_IDLE)
+		*timeout = IDLE_TIMEOUT_MS;
+	else
+		*timeout = -1;
+	return FALSE;
+}
+
+/* GLib's check: clear bit 0 (release: the timeout was computed before), accept the
+ * notification (a full barrier, so the reads of queued work that follow cannot move
+ * above it), and report queued work. A readable epoll fd makes the source ready too. */
+static gboolean reactor_check(GSource *s)
+{
+	cshim_reactor *r = REACTOR(s);
+	__atomic_fetch_and(&r->w->waiting, ~1u, __ATOMIC_RELEASE);
+	__atomic_store_n(&r->w->kicked, 0, __ATOMIC_SEQ_CST);
+	return __atomic_load_n(&r->w->ready, __ATOMIC_SEQ_CST) != 0;
+}
+
+static gboolean reactor_dispatch(GSource *s, GSourceFunc cb, gpointer data)
+{
+	(void)cb;
+	(void)data;
+	cshim_reactor *r = REACTOR(s);
+	r->nev = 0;
+	if (g_source_query_unix_fd(s, r->epfd_tag))
+		reactor_harvest(r, 0);
+	return cshimSourceDispatch(r->src.handle);
+}
+
+static void reactor_finalize(GSource *s)
+{
+	cshim_reactor *r = REACTOR(s);
+	uintptr_t h = r->src.handle;
+	r->src.handle = 0;
+	if (h)
+		cshimSourceFinalize(h); /* the Go side stops kicks, then closes kickfd */
+	close(r->epfd);
+	close(r->timerfd);
+	g_free(r->ev);
+}
+
+GSourceFuncs cshim_reactor_funcs = {reactor_prepare, reactor_check, reactor_dispatch,
+				    reactor_finalize, NULL, NULL};
+
+cshim_reactor_words *cshim_reactor_words_new(void)
+{
+	cshim_reactor_words *w = g_new0(cshim_reactor_words, 1);
+	w->deadline = -1;
+	return w;
+}
+
+void cshim_reactor_words_free(cshim_reactor_words *w) { g_free(w); }
+
+static int epoll_add(int epfd, int fd)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+cshim_reactor *cshim_reactor_new(uintptr_t handle, cshim_reactor_words *w)
+{
+	int epfd = epoll_create1(EPOLL_CLOEXEC);
+	int kickfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	int timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (epfd < 0 || kickfd < 0 || timerfd < 0 || epoll_add(epfd, kickfd) < 0 ||
+	    epoll_add(epfd, timerfd) < 0) {
+		int err = errno;
+		if (epfd >= 0)
+			close(epfd);
+		if (kickfd >= 0)
+			close(kickfd);
+		if (timerfd >= 0)
+			close(timerfd);
+		errno = err;
+		return NULL;
+	}
+	GSource *s = g_source_new(&cshim_reactor_funcs, sizeof(cshim_reactor));
+	cshim_reactor *r = REACTOR(s);
+	r->src.handle = handle;
+	r->w = w;
+	r->epfd = epfd;
+	r->kickfd = kickfd;
+	r->timerfd = timerfd;
+	r->armed = -1;
+	r->cap = 16;
+	r->ev = g_new(cshim_event, r->cap);
+	r->epfd_tag = g_source_add_unix_fd(s, epfd, G_IO_IN);
+	return r;
+}
+
+int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns)
+{
+	if (timeout_ns > 0)
+		reactor_arm(r, mono_ns() + timeout_ns); /* ns precision through the timerfd */
+	else if (timeout_ns < 0)
+		reactor_arm(r, -1);
+	return reactor_harvest(r, timeout_ns == 0 ? 0 : -1);
+}
+
+int cshim_reactor_kick(int kickfd)
+{
+	guint64 one = 1;
+	while (write(kickfd, &one, sizeof one) < 0) {
+		if (errno == EAGAIN)
+			return 0; /* the counter is saturated: a wakeup is pending anyway */
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}

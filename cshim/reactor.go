@@ -1,0 +1,123 @@
+package cshim
+
+/*
+#include "reactor.h"
+*/
+import "C"
+
+import (
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+)
+
+// Ready bits of a Reactor: what prepare and check report without crossing into Go.
+const (
+	ReadyNow  = C.CSHIM_READY_NOW  // work is queued: dispatch without blocking
+	ReadyIdle = C.CSHIM_READY_IDLE // only idle work is queued: dispatch within 10 ms
+)
+
+// Event is one fd's readiness harvested from the reactor's epoll set.
+type Event struct {
+	FD     int32
+	Events uint32 // EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, ...
+}
+
+// Reactor is the Go side of a reactor source (see reactor.h): a GSource that polls one
+// epoll fd and keeps the state its prepare and check need in C memory. Its words are
+// read and written with sync/atomic. The words stay valid until the Reactor itself is
+// garbage: runtime.AddCleanup frees them, never while any goroutine can reach them.
+type Reactor struct {
+	r       *C.cshim_reactor // nil once finalized; loop thread only
+	w       *C.cshim_reactor_words
+	kickfd  int
+	epfd    int
+	gsource unsafe.Pointer
+}
+
+// NewReactor creates a reactor source (one reference, owned by the caller) whose
+// dispatch calls src.Dispatch; src.Prepare and src.Check are ignored (they are in C).
+func NewReactor(src *Source) (*Reactor, error) {
+	w := C.cshim_reactor_words_new()
+	h := NewHandle(src)
+	r, err := C.cshim_reactor_new(C.uintptr_t(h), w)
+	if r == nil {
+		ReleaseHandle(h)
+		C.cshim_reactor_words_free(w)
+		return nil, err
+	}
+	re := &Reactor{r: r, w: w, kickfd: int(r.kickfd), epfd: int(r.epfd), gsource: unsafe.Pointer(r)}
+	runtime.AddCleanup(re, func(w *C.cshim_reactor_words) { C.cshim_reactor_words_free(w) }, w)
+	return re, nil
+}
+
+// GSource returns the reactor's GSource*.
+func (re *Reactor) GSource() unsafe.Pointer { return re.gsource }
+
+// EpollFD returns the epoll fd, for epoll_ctl.
+func (re *Reactor) EpollFD() int { return re.epfd }
+
+// Waiting is QEMU's notify_me: bit 0 is set by the GSource prepare and cleared by
+// check; each blocking Wait adds 2 around its wait.
+func (re *Reactor) Waiting() *atomic.Uint32 { return (*atomic.Uint32)(unsafe.Pointer(&re.w.waiting)) }
+
+// Kicked is QEMU's notified: set by Notify, cleared by accept.
+func (re *Reactor) Kicked() *atomic.Uint32 { return (*atomic.Uint32)(unsafe.Pointer(&re.w.kicked)) }
+
+// Ready holds the ReadyNow and ReadyIdle bits.
+func (re *Reactor) Ready() *atomic.Uint32 { return (*atomic.Uint32)(unsafe.Pointer(&re.w.ready)) }
+
+// Deadline holds the nearest deadline, absolute CLOCK_MONOTONIC ns, or -1.
+func (re *Reactor) Deadline() *atomic.Int64 { return (*atomic.Int64)(unsafe.Pointer(&re.w.deadline)) }
+
+// Kick writes the kick eventfd, waking a blocked prepare/poll or Wait. It does nothing
+// after Shutdown, and never writes an fd that Shutdown has closed.
+func (re *Reactor) Kick() {
+	kickers := (*atomic.Uint32)(unsafe.Pointer(&re.w.kickers))
+	closed := (*atomic.Uint32)(unsafe.Pointer(&re.w.closed))
+	kickers.Add(1) // Dekker with Shutdown: it sets closed, then waits for kickers == 0
+	if closed.Load() == 0 {
+		C.cshim_reactor_kick(C.int(re.kickfd))
+	}
+	kickers.Add(^uint32(0))
+}
+
+// Shutdown stops kicks and closes the kick eventfd once no goroutine is in the middle of
+// one. The finalize of the reactor's GSource must call it.
+func (re *Reactor) Shutdown() {
+	closed := (*atomic.Uint32)(unsafe.Pointer(&re.w.closed))
+	if closed.Swap(1) != 0 {
+		return
+	}
+	kickers := (*atomic.Uint32)(unsafe.Pointer(&re.w.kickers))
+	for kickers.Load() != 0 {
+		runtime.Gosched()
+	}
+	syscall.Close(re.kickfd)
+}
+
+// Finalized forgets the C source; call it from the Finalize of the reactor's GSource.
+func (re *Reactor) Finalized() { re.r = nil }
+
+// Wait blocks for at most timeoutNS (< 0: no limit, 0: not at all), retrying EINTR,
+// and returns the harvested events. They stay valid until the next Wait or dispatch on
+// this reactor. Loop thread only.
+func (re *Reactor) Wait(timeoutNS int64) ([]Event, error) {
+	if re.r == nil {
+		return nil, syscall.EBADF
+	}
+	n := C.cshim_reactor_wait(re.r, C.gint64(timeoutNS))
+	if n < 0 {
+		return nil, syscall.Errno(-n)
+	}
+	return re.Events(), nil
+}
+
+// Events returns the events the last Wait or dispatch harvested. Loop thread only.
+func (re *Reactor) Events() []Event {
+	if re.r == nil || re.r.nev == 0 {
+		return nil
+	}
+	return unsafe.Slice((*Event)(unsafe.Pointer(re.r.ev)), int(re.r.nev))
+}

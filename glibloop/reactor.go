@@ -1,0 +1,162 @@
+package glibloop
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/glibaio/glibaio/cshim"
+	"golang.org/x/sys/unix"
+)
+
+// Reactor is a GSource for event loops written in Go, such as aiosource's AioContext.
+// It multiplexes any number of fds through one epoll instance, so GLib polls one fd
+// whatever their number, and it implements QEMU's notify_me/notified wake handshake with
+// its state in C memory, so GLib's prepare and check never cross into Go. Only dispatch
+// does, once per iteration, with the fd events already harvested.
+//
+// The epoll set also holds a kick eventfd (the handshake's wakeup) and a timerfd armed
+// at the deadline set with SetDeadline, which gives timers nanosecond precision under
+// any GLib driver (gtk_main included) instead of GLib's rounded-up milliseconds. Both
+// are drained inside the reactor and never reported as events.
+//
+// The same fds can be waited for without GLib with Wait, from the thread that owns the
+// loop. A Reactor holds one reference on its Source until Close.
+type Reactor struct {
+	c      *cshim.Reactor
+	src    *Source
+	closed atomic.Bool
+}
+
+// ReactorEvent is one fd's readiness: Events holds epoll bits (unix.EPOLLIN, ...).
+type ReactorEvent = cshim.Event
+
+// ErrReactorClosed is returned by Reactor methods after Close or finalization.
+var ErrReactorClosed = errors.New("glibaio: reactor closed")
+
+// NewReactor creates a reactor whose GSource calls dispatch with the harvested events
+// (valid only during the call) whenever GLib dispatches it. finalize, if not nil, runs
+// when GLib finalizes the source. The source has can_recurse set to FALSE, like any new
+// source; set it as the loop requires.
+func NewReactor(dispatch func(events []ReactorEvent), finalize func()) (*Reactor, error) {
+	r := &Reactor{}
+	s := &Source{}
+	cs := &cshim.Source{
+		Dispatch: func() bool { dispatch(r.c.Events()); return true },
+		Finalize: func() {
+			atomic.StorePointer(&s.ptr, nil)
+			r.c.Shutdown()
+			r.c.Finalized()
+			if finalize != nil {
+				finalize()
+			}
+		},
+		Describe: func() string { return fmt.Sprintf("reactor source %q", s.Name()) },
+		Owner:    s,
+	}
+	c, err := cshim.NewReactor(cs)
+	if err != nil {
+		return nil, fmt.Errorf("glibaio: new reactor: %w", err)
+	}
+	r.c = c
+	s.ptr = c.GSource()
+	r.src = s
+	return r, nil
+}
+
+// Source returns the reactor's GSource (the same one on every call).
+func (r *Reactor) Source() *Source { return r.src }
+
+func (r *Reactor) ctl(op, fd int, events uint32) error {
+	if r.src.p() == nil {
+		return ErrReactorClosed
+	}
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+	return unix.EpollCtl(r.c.EpollFD(), op, fd, &ev)
+}
+
+// Add watches fd for events (epoll bits; ERR and HUP are always reported).
+func (r *Reactor) Add(fd int, events uint32) error { return r.ctl(unix.EPOLL_CTL_ADD, fd, events) }
+
+// Modify changes the events watched for fd.
+func (r *Reactor) Modify(fd int, events uint32) error { return r.ctl(unix.EPOLL_CTL_MOD, fd, events) }
+
+// Delete stops watching fd.
+func (r *Reactor) Delete(fd int) error { return r.ctl(unix.EPOLL_CTL_DEL, fd, 0) }
+
+// Wait blocks for at most timeoutNS nanoseconds (< 0: until an event; 0: not at all),
+// retrying EINTR, and returns the harvested events, valid until the next Wait or
+// dispatch. Only the thread that runs the loop may call it.
+func (r *Reactor) Wait(timeoutNS int64) ([]ReactorEvent, error) {
+	ev, err := r.c.Wait(timeoutNS)
+	if err != nil && r.src.p() == nil {
+		return nil, ErrReactorClosed
+	}
+	return ev, err
+}
+
+// Notify is QEMU's aio_notify: it records the notification and, only if the loop is
+// (or is about to be) blocked, writes the kick eventfd. Work must be published before
+// Notify is called. Any goroutine may call it; when the loop is busy it costs two atomic
+// operations and no syscall.
+func (r *Reactor) Notify() {
+	r.c.Kicked().Store(1) // seq_cst: the work and the flag are visible before the load below
+	if r.c.Waiting().Load() != 0 {
+		r.c.Kick()
+	}
+}
+
+// NotifyAccept is QEMU's aio_notify_accept: it clears the notification. The store is
+// sequentially consistent, a full barrier before the loop reads its queues again.
+func (r *Reactor) NotifyAccept() { r.c.Kicked().Store(0) }
+
+// Notified reports whether Notify was called since the last NotifyAccept.
+func (r *Reactor) Notified() bool { return r.c.Kicked().Load() != 0 }
+
+// WaitBegin announces a blocking Wait (QEMU's notify_me += 2, with a full barrier) and
+// reports whether a notification is already pending, in which case the caller must not
+// block. Every WaitBegin needs a WaitEnd.
+func (r *Reactor) WaitBegin() (notified bool) {
+	r.c.Waiting().Add(2)
+	return r.c.Kicked().Load() != 0
+}
+
+// WaitEnd ends what WaitBegin started (notify_me -= 2).
+func (r *Reactor) WaitEnd() { r.c.Waiting().Add(^uint32(1)) }
+
+// Waiting returns the notify_me word, for tests and statistics.
+func (r *Reactor) Waiting() uint32 { return r.c.Waiting().Load() }
+
+// SetReady sets ready bits (cshim's ReadyNow, ReadyIdle): the GSource prepare then asks
+// for a zero timeout or 10 ms, and check reports the source ready.
+func (r *Reactor) SetReady(bits uint32) { r.c.Ready().Or(bits) }
+
+// TakeReady clears and returns the ready bits. A loop clears them before it takes its
+// queues, so work queued meanwhile sets them again.
+func (r *Reactor) TakeReady() uint32 { return r.c.Ready().Swap(0) }
+
+// The ready bits.
+const (
+	ReadyNow  uint32 = cshim.ReadyNow
+	ReadyIdle uint32 = cshim.ReadyIdle
+)
+
+// SetDeadline sets the nearest deadline, in absolute CLOCK_MONOTONIC ns (-1: none). The
+// GSource prepare arms the timerfd with it, so GLib's poll wakes on time; a Wait uses
+// its own timeout. Changing it does not wake the loop: call Notify when the deadline
+// became earlier.
+func (r *Reactor) SetDeadline(ns int64) { r.c.Deadline().Store(ns) }
+
+// Deadline returns the deadline set with SetDeadline.
+func (r *Reactor) Deadline() int64 { return r.c.Deadline().Load() }
+
+// Close destroys the reactor's source and drops the reference the Reactor held; the
+// source is finalized once nobody else holds one. Add, Modify and Delete must not race
+// with it. Closing twice does nothing.
+func (r *Reactor) Close() {
+	if r.closed.Swap(true) {
+		return
+	}
+	r.src.Destroy()
+	r.src.Unref()
+}
