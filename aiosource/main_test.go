@@ -1,0 +1,89 @@
+package aiosource_test
+
+import (
+	"testing"
+
+	"github.com/glibaio/glibaio/aiosource"
+	"github.com/glibaio/glibaio/cshim"
+	"github.com/glibaio/glibaio/glibloop"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// mode is one way of driving a context: through its own Poll, or through GLib
+// iterations of the GMainContext that NewMainLoop attached it to.
+type mode struct {
+	name string
+	glib bool
+	ctx  *aiosource.Context
+	ml   *aiosource.MainLoop
+	// iterate runs Poll(blocking) or one g_main_context_iteration(blocking).
+	iterate func(blocking bool) bool
+}
+
+// modes returns a fresh context per mode; each is closed when the test ends, and a
+// Close that reports leaks fails the test.
+func modes(t *testing.T) []*mode {
+	t.Helper()
+	var out []*mode
+	for _, glib := range []bool{false, true} {
+		mc := glibloop.NewMainContext()
+		ml, err := aiosource.NewMainLoop(mc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &mode{name: "Poll", ctx: ml.AioContext(), ml: ml, glib: glib}
+		if glib {
+			m.name = "GLib"
+			m.iterate = mc.Iteration
+		} else {
+			m.iterate = m.ctx.Poll
+		}
+		t.Cleanup(func() {
+			if err := ml.Close(); err != nil {
+				t.Errorf("%s: Close: %v", m.name, err)
+			}
+			mc.Unref()
+		})
+		out = append(out, m)
+	}
+	return out
+}
+
+// eachMode runs fn as a subtest per mode.
+func eachMode(t *testing.T, fn func(t *testing.T, m *mode)) {
+	t.Helper()
+	for _, m := range modes(t) {
+		t.Run(m.name, func(t *testing.T) { fn(t, m) })
+	}
+}
+
+// flush iterates without blocking until nothing more happens.
+func (m *mode) flush() {
+	for i := 0; m.iterate(false); i++ {
+		if i > 100000 {
+			panic("the context never went idle")
+		}
+	}
+}
+
+func newCtx(t *testing.T) *aiosource.Context {
+	t.Helper()
+	c, err := aiosource.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func noHandleLeak(t *testing.T) {
+	t.Helper()
+	before := cshim.LiveHandles()
+	t.Cleanup(func() {
+		if after := cshim.LiveHandles(); after != before {
+			t.Errorf("cgo handles: %d before, %d after", before, after)
+		}
+	})
+}
