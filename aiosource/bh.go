@@ -163,6 +163,7 @@ func (c *Context) bhPoll() bool {
 			if flags&bhIdle == 0 {
 				progress = true
 			}
+			c.stats.bhs.Add(1)
 			if flags&bhOneshot != 0 {
 				fn := b.fn
 				c.freeOneshot(b)

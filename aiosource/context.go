@@ -73,7 +73,33 @@ type Context struct {
 
 	pool pool // the thread pool (pool.go)
 
+	stats struct {
+		dispatches, polls, bhs, handlers, timers atomic.Uint64
+	}
+
 	errHandler atomic.Pointer[func(error)]
+}
+
+// Stats counts what a context did since New.
+type Stats struct {
+	Kicks      uint64 // eventfd writes made to wake the loop (Notify while it waited)
+	Dispatches uint64 // GSource dispatches
+	Polls      uint64 // Poll calls
+	BHs        uint64 // BH callbacks run
+	Handlers   uint64 // fd handler callbacks run (Read, Write, PollReady)
+	Timers     uint64 // timer callbacks run
+}
+
+// Stats returns the context's counters.
+func (c *Context) Stats() Stats {
+	return Stats{
+		Kicks:      c.r.Kicks(),
+		Dispatches: c.stats.dispatches.Load(),
+		Polls:      c.stats.polls.Load(),
+		BHs:        c.stats.bhs.Load(),
+		Handlers:   c.stats.handlers.Load(),
+		Timers:     c.stats.timers.Load(),
+	}
 }
 
 // level holds the buffers of one (possibly nested) dispatch or Poll.
@@ -173,7 +199,7 @@ func (c *Context) Close() error {
 	if n := c.pendingOneshots(); n > 0 {
 		problems = append(problems, fmt.Sprintf("%d oneshot BH(s) never ran", n))
 	}
-	problems = append(problems, c.armedTimers()...)
+	problems = append(problems, c.disarmAll()...)
 
 	c.r.Close()
 	if len(problems) == 0 {
@@ -226,6 +252,7 @@ func (c *Context) dispatch(events []glibloop.ReactorEvent) {
 	if c.closed.Load() {
 		return
 	}
+	c.stats.dispatches.Add(1)
 	func() {
 		lv := c.enter()
 		defer c.leave(lv)

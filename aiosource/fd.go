@@ -221,15 +221,18 @@ func (c *Context) dispatchHandler(n *fdNode, revents uint32) bool {
 				c.addPollHandler(n)
 			}
 		}()
+		c.stats.handlers.Add(1)
 		h.PollReady()
 		return true
 	}
 	progress := false
 	if revents&condRead != 0 && h.Read != nil {
+		c.stats.handlers.Add(1)
 		h.Read()
 		progress = true
 	}
 	if revents&condWrite != 0 && h.Write != nil && !n.deleted.Load() {
+		c.stats.handlers.Add(1)
 		h.Write()
 		progress = true
 	}

@@ -21,6 +21,7 @@ func (c *Context) Poll(blocking bool) bool {
 	if c.closed.Load() {
 		return false
 	}
+	c.stats.polls.Add(1)
 	progress := c.pollWalk(blocking)
 	return c.runTimers() || progress
 }

@@ -168,7 +168,7 @@ func (c *Context) updateDeadlineLocked() {
 		}
 		e := h.expire
 		if ct == ClockHost { // wall clock: convert what remains to the monotonic clock
-			e = nanotime() + (e - ClockNS(ClockHost))
+			e = max(nanotime()+(e-ClockNS(ClockHost)), 0) // a time in the past is due: 0, not "none"
 		}
 		if d < 0 || e < d {
 			d = e
@@ -233,6 +233,7 @@ func (c *Context) runTimers() bool {
 			t.expire = -1 // before the callback, which may re-arm it
 			c.armed.Add(-1)
 			c.tmu.Unlock()
+			c.stats.timers.Add(1)
 			t.fn()
 			progress = true
 		}
@@ -240,16 +241,22 @@ func (c *Context) runTimers() bool {
 	return progress
 }
 
-// armedTimers describes the pending timers, for Close.
-func (c *Context) armedTimers() []string {
+// disarmAll disarms every timer and describes the ones that were pending, for Close.
+func (c *Context) disarmAll() []string {
 	c.tmu.Lock()
 	defer c.tmu.Unlock()
 	var out []string
 	for ct := ClockType(0); ct < numClocks; ct++ {
-		for t := c.clocks[ct].head; t != nil; t = t.next {
+		for t := c.clocks[ct].head; t != nil; {
 			out = append(out, fmt.Sprintf("timer on clock %s (callback %s) still armed", ct, funcName(t.fn)))
+			next := t.next
+			t.expire, t.next = -1, nil
+			t = next
 		}
+		c.clocks[ct].head = nil
 	}
+	c.armed.Store(0)
+	c.r.SetDeadline(-1)
 	return out
 }
 

@@ -26,6 +26,7 @@ type Reactor struct {
 	c      *cshim.Reactor
 	src    *Source
 	closed atomic.Bool
+	kicks  atomic.Uint64
 }
 
 // ReactorEvent is one fd's readiness: Events holds epoll bits (unix.EPOLLIN, ...).
@@ -102,9 +103,13 @@ func (r *Reactor) Wait(timeoutNS int64) ([]ReactorEvent, error) {
 func (r *Reactor) Notify() {
 	r.c.Kicked().Store(1) // seq_cst: the work and the flag are visible before the load below
 	if r.c.Waiting().Load() != 0 {
+		r.kicks.Add(1)
 		r.c.Kick()
 	}
 }
+
+// Kicks returns how many times Notify wrote the kick eventfd.
+func (r *Reactor) Kicks() uint64 { return r.kicks.Load() }
 
 // NotifyAccept is QEMU's aio_notify_accept: it clears the notification. The store is
 // sequentially consistent, a full barrier before the loop reads its queues again.

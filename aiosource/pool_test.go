@@ -1,0 +1,158 @@
+package aiosource_test
+
+import (
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/glibaio/glibaio/aiosource"
+	"github.com/glibaio/glibaio/glibloop"
+	"golang.org/x/sys/unix"
+)
+
+// Work runs off the loop, completions on it, in both modes; concurrency is bounded.
+func TestSubmit(t *testing.T) {
+	eachMode(t, func(t *testing.T, m *mode) {
+		const jobs, size = 50, 4
+		if err := m.ctx.SetThreadPoolSize(size); err != nil {
+			t.Fatal(err)
+		}
+		runtime.LockOSThread() // the "loop thread" of this test is this goroutine's thread
+		defer runtime.UnlockOSThread()
+		var running, peak atomic.Int32
+		loopTID := unix.Gettid()
+		var mu sync.Mutex
+		var results []int
+		doneCount := 0
+		offLoop := atomic.Bool{}
+		offLoop.Store(true)
+		for i := 0; i < jobs; i++ {
+			i := i
+			m.ctx.Submit(func() error {
+				if unix.Gettid() == loopTID {
+					offLoop.Store(false)
+				}
+				r := running.Add(1)
+				for {
+					p := peak.Load()
+					if r <= p || peak.CompareAndSwap(p, r) {
+						break
+					}
+				}
+				time.Sleep(time.Millisecond)
+				running.Add(-1)
+				if i%10 == 0 {
+					return errors.New("job failed")
+				}
+				return nil
+			}, func(err error) {
+				if unix.Gettid() != loopTID {
+					t.Error("a completion ran off the loop thread")
+				}
+				mu.Lock()
+				results = append(results, i)
+				mu.Unlock()
+				if (err != nil) != (i%10 == 0) {
+					t.Errorf("job %d: err %v", i, err)
+				}
+				doneCount++
+			})
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for doneCount < jobs && time.Now().Before(deadline) {
+			m.iterate(true)
+		}
+		if doneCount != jobs {
+			t.Fatalf("%d of %d completions ran", doneCount, jobs)
+		}
+		if !offLoop.Load() {
+			t.Fatal("work ran on the loop thread")
+		}
+		if p := peak.Load(); p > size {
+			t.Fatalf("%d jobs ran at once, the pool size is %d", p, size)
+		}
+	})
+}
+
+// A panic in work is raised again from the driving call when its completion runs.
+func TestSubmitWorkPanic(t *testing.T) {
+	eachMode(t, func(t *testing.T, m *mode) {
+		doneRan := false
+		m.ctx.Submit(func() error { panic("work-boom") }, func(error) { doneRan = true })
+		var pe *glibloop.PanicError
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					pe, _ = r.(*glibloop.PanicError)
+				}
+			}()
+			for i := 0; i < 10000; i++ {
+				m.iterate(true)
+			}
+		}()
+		if pe == nil || pe.Value != "work-boom" || !strings.Contains(string(pe.Stack), "TestSubmitWorkPanic") {
+			t.Fatalf("want the work's panic with its stack, got %v", pe)
+		}
+		if doneRan {
+			t.Fatal("done ran for a job whose work panicked")
+		}
+		// The pool keeps working.
+		ok := false
+		m.ctx.Submit(func() error { return nil }, func(error) { ok = true })
+		for i := 0; !ok && i < 10000; i++ {
+			m.iterate(true)
+		}
+		if !ok {
+			t.Fatal("the pool stopped after a panic")
+		}
+	})
+}
+
+// Close waits for work in flight and runs its completion; queued work gets ErrClosed,
+// later Submits too; work that outlives the grace period is reported.
+func TestSubmitClose(t *testing.T) {
+	c, err := aiosource.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetThreadPoolSize(1)
+	started := make(chan struct{})
+	var results []error
+	c.Submit(func() error { close(started); time.Sleep(50 * time.Millisecond); return nil }, func(err error) { results = append(results, err) })
+	c.Submit(func() error { t.Error("queued work ran after Close"); return nil }, func(err error) { results = append(results, err) })
+	<-started
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if len(results) != 2 || results[0] != nil && results[1] != nil {
+		t.Fatalf("completions after Close: %v", results)
+	}
+	var sawClosed bool
+	for _, r := range results {
+		sawClosed = sawClosed || errors.Is(r, aiosource.ErrClosed)
+	}
+	if !sawClosed {
+		t.Fatalf("the queued job did not get ErrClosed: %v", results)
+	}
+	var after error
+	c.Submit(func() error { return nil }, func(err error) { after = err })
+	if !errors.Is(after, aiosource.ErrClosed) {
+		t.Fatalf("Submit after Close: done(%v), want ErrClosed", after)
+	}
+
+	c2, _ := aiosource.New()
+	c2.SetThreadPoolGrace(20 * time.Millisecond)
+	release := make(chan struct{})
+	c2.Submit(func() error { <-release; return nil }, nil)
+	time.Sleep(10 * time.Millisecond)
+	err = c2.Close()
+	close(release)
+	if err == nil || !strings.Contains(err.Error(), "still running") {
+		t.Fatalf("Close with stuck work: %v", err)
+	}
+	time.Sleep(20 * time.Millisecond) // let the worker see the pool stopped and exit
+}

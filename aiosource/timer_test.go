@@ -1,0 +1,194 @@
+package aiosource_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/glibaio/glibaio/aiosource"
+	"github.com/glibaio/glibaio/glibloop"
+)
+
+// Timers with equal deadlines run in the order they were armed; negative deadlines
+// clamp to 0 and are due at once.
+func TestTimerOrderAndClamp(t *testing.T) {
+	eachMode(t, func(t *testing.T, m *mode) {
+		var order []int
+		mk := func(i int) *aiosource.Timer {
+			return m.ctx.NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, func() { order = append(order, i) })
+		}
+		ts := []*aiosource.Timer{mk(0), mk(1), mk(2), mk(3)}
+		at := aiosource.ClockNS(aiosource.ClockRealtime) + 5*aiosource.ScaleMS
+		ts[2].ModNS(at + 1)
+		ts[0].ModNS(at)
+		ts[1].ModNS(at)
+		ts[3].ModNS(-100)
+		if got := ts[3].ExpireTimeNS(); got != 0 {
+			t.Fatalf("negative deadline stored as %d, want 0", got)
+		}
+		for len(order) < 4 {
+			m.iterate(true)
+		}
+		want := []int{3, 0, 1, 2}
+		for i := range want {
+			if order[i] != want[i] {
+				t.Fatalf("order %v, want %v", order, want)
+			}
+		}
+		for _, tm := range ts {
+			if tm.Pending() || tm.ExpireTimeNS() != -1 {
+				t.Fatal("a timer that ran is still pending")
+			}
+		}
+	})
+}
+
+// The loop is notified only when a timer becomes the first of its clock: arming a later
+// timer lets a blocking Poll sleep on; arming an earlier one wakes it (and, as any
+// Notify, makes the next Poll(true) return false at once).
+func TestTimerNotifyOnlyOnNewHead(t *testing.T) {
+	c := newCtx(t)
+	ran := 0
+	first := c.NewTimer(aiosource.ClockRealtime, aiosource.ScaleMS, func() { ran++ })
+	later := c.NewTimer(aiosource.ClockRealtime, aiosource.ScaleMS, func() { ran++ })
+	defer first.Del()
+	defer later.Del()
+	nowMS := aiosource.ClockNS(aiosource.ClockRealtime) / aiosource.ScaleMS
+	first.Mod(nowMS + 60)
+	c.Poll(false) // accept the new head's notification
+	later.Mod(nowMS + 3600_000)
+	start := time.Now()
+	if !c.Poll(true) || ran != 1 {
+		t.Fatalf("Poll(true) = ran %d: arming a later timer must not wake the loop", ran)
+	}
+	if el := time.Since(start); el < 40*time.Millisecond {
+		t.Fatalf("Poll(true) returned after %v: something notified it", el)
+	}
+	first.Mod(nowMS + 3600_000 - 1) // a new head
+	if c.Poll(true) {
+		t.Fatal("after a new head, Poll(true) made progress instead of returning on the notification")
+	}
+}
+
+// Each clock's time is sampled once per run: a timer re-armed into the past runs again
+// in the same pass; one re-armed after that time runs in a later pass. Clocks run in
+// order, realtime before host.
+func TestTimerRunSemantics(t *testing.T) {
+	eachMode(t, func(t *testing.T, m *mode) {
+		var order []string
+		var rt *aiosource.Timer
+		again := 0
+		rt = m.ctx.NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, func() {
+			order = append(order, "realtime")
+			if again < 2 {
+				again++
+				rt.ModNS(0) // in the past: same pass
+			}
+		})
+		host := m.ctx.NewTimer(aiosource.ClockHost, aiosource.ScaleNS, func() { order = append(order, "host") })
+		host.ModNS(0)
+		rt.ModNS(0)
+		m.flush()
+		want := []string{"realtime", "realtime", "realtime", "host"}
+		if len(order) != len(want) {
+			t.Fatalf("order %v, want %v", order, want)
+		}
+		for i := range want {
+			if order[i] != want[i] {
+				t.Fatalf("order %v, want %v", order, want)
+			}
+		}
+		// Re-armed to the clock's current time: the sampled time is older, so it waits.
+		n := 0
+		var tm *aiosource.Timer
+		tm = m.ctx.NewTimer(aiosource.ClockVirtual, aiosource.ScaleNS, func() {
+			n++
+			if n == 1 {
+				tm.ModNS(aiosource.ClockNS(aiosource.ClockVirtual) + 1)
+			}
+		})
+		tm.ModNS(0)
+		if !m.glib {
+			m.iterate(false)
+			if n != 1 {
+				t.Fatalf("n=%d after the first pass, want 1", n)
+			}
+		}
+		for n < 2 {
+			m.iterate(true)
+		}
+	})
+}
+
+// Timers never fire early, on every clock and scale.
+func TestTimerNeverEarly(t *testing.T) {
+	eachMode(t, func(t *testing.T, m *mode) {
+		for _, ct := range []aiosource.ClockType{aiosource.ClockRealtime, aiosource.ClockVirtual, aiosource.ClockHost, aiosource.ClockVirtualRT} {
+			for _, scale := range []int64{aiosource.ScaleNS, aiosource.ScaleUS, aiosource.ScaleMS} {
+				var firedAt int64
+				tm := m.ctx.NewTimer(ct, scale, func() { firedAt = aiosource.ClockNS(ct) })
+				expire := aiosource.ClockNS(ct)/scale + 3*aiosource.ScaleMS/scale
+				tm.Mod(expire)
+				if got := tm.ExpireTimeNS(); got != expire*scale {
+					t.Fatalf("%v scale %d: ExpireTimeNS %d, want %d", ct, scale, got, expire*scale)
+				}
+				for firedAt == 0 {
+					m.iterate(true)
+				}
+				if firedAt < expire*scale {
+					t.Fatalf("%v scale %d: fired %d ns early", ct, scale, expire*scale-firedAt)
+				}
+			}
+		}
+	})
+}
+
+// Under GLib the AioContext never asks for a millisecond poll timeout for its timers:
+// the nearest deadline sits on a timerfd inside its epoll fd, so any GLib loop wakes at
+// the right nanosecond.
+func TestTimerUnderGLibUsesTimerfd(t *testing.T) {
+	mc := glibloop.NewMainContext()
+	defer mc.Unref()
+	c := newCtx(t)
+	c.Attach(mc)
+	tm := c.NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, func() {})
+	tm.ModNS(aiosource.ClockNS(aiosource.ClockRealtime) + 1500*aiosource.ScaleUS)
+	defer tm.Del()
+	if !mc.Acquire() {
+		t.Fatal("Acquire")
+	}
+	defer mc.Release()
+	_, prio := mc.Prepare()
+	fds := make([]glibloop.PollFD, 8)
+	timeout, n := mc.Query(prio, fds)
+	mc.Check(prio, fds[:n])
+	if timeout != -1 {
+		t.Fatalf("GLib poll timeout %d ms with an armed 1.5 ms timer, want -1 (the timerfd wakes poll)", timeout)
+	}
+	if n != 2 {
+		t.Fatalf("GLib polls %d fds, want the wakeup fd and the epoll fd", n)
+	}
+}
+
+func TestTimerDelAndUseAfterClose(t *testing.T) {
+	c, err := aiosource.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	tm := c.NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, func() { n++ })
+	tm.ModNS(0)
+	tm.Del()
+	tm.Del() // twice is harmless
+	for c.Poll(false) {
+	}
+	if n != 0 || tm.Pending() {
+		t.Fatal("a deleted timer ran or is pending")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tm.ModNS(0)
+	if tm.Pending() || c.Poll(false) || n != 0 {
+		t.Fatal("Mod after Close armed the timer")
+	}
+}
