@@ -3,6 +3,7 @@ package aiosource
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 
 	"github.com/glibaio/glibaio/glibloop"
 )
@@ -15,15 +16,30 @@ import (
 // returns false only when woken by Notify alone (a Notify before the call included).
 //
 // Only one thread at a time may drive the context. Poll may be called from the
-// context's own callbacks (a nested event loop); a callback's panic propagates out of
-// Poll after the context's bookkeeping has been restored. After Close it returns false.
+// context's own callbacks (a nested event loop). A callback's panic comes out of Poll as
+// a *glibloop.PanicError carrying the original value and stack, as it comes out of a
+// GLib iteration, once the context's bookkeeping has been restored; work that was
+// queued and did not run yet runs in the next Poll. After Close it returns false.
 func (c *Context) Poll(blocking bool) bool {
 	if c.closed.Load() {
 		return false
 	}
 	c.stats.polls.Add(1)
+	defer wrapPanic()
 	progress := c.pollWalk(blocking)
 	return c.runTimers() || progress
+}
+
+// wrapPanic gives a callback's panic the same form under Poll as under GLib.
+func wrapPanic() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	if pe, ok := r.(*glibloop.PanicError); ok {
+		panic(pe)
+	}
+	panic(&glibloop.PanicError{Value: r, Stack: debug.Stack(), Callback: "aiosource.Context.Poll callback"})
 }
 
 func (c *Context) pollWalk(blocking bool) (progress bool) {

@@ -1,0 +1,39 @@
+package aiosource
+
+import "testing"
+
+// adjust_polling_time's rules (qemu-aio.md §4.3), one row each.
+func TestAdjustPollTime(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		max, grow, shrink    int64
+		pollNS, blockNS, want int64
+	}{
+		{"sweet spot: blocked no longer than it polls", 32768, 0, 0, 8000, 8000, 8000},
+		{"blocked past max: shrink to zero by default", 32768, 0, 0, 16000, 40000, 0},
+		{"blocked past max: shrink by the factor", 32768, 0, 4, 16000, 40000, 4000},
+		{"grow from zero starts at 4 us", 32768, 0, 0, 0, 10000, 4000},
+		{"grow doubles by default", 32768, 0, 0, 4000, 10000, 8000},
+		{"grow by the factor", 32768, 3, 0, 4000, 10000, 12000},
+		{"grow is clamped to max", 32768, 0, 0, 30000, 32000, 32768},
+		{"at max it stays", 32768, 0, 0, 32768, 32767, 32768},
+	} {
+		c := &Context{}
+		c.pollMaxNS.Store(tc.max)
+		c.pollGrow.Store(tc.grow)
+		c.pollShrink.Store(tc.shrink)
+		n := &fdNode{pollNS: tc.pollNS}
+		c.adjustPollTime(n, tc.blockNS)
+		if n.pollNS != tc.want {
+			t.Errorf("%s: poll time %d, want %d", tc.name, n.pollNS, tc.want)
+		}
+	}
+}
+
+func TestSoonest(t *testing.T) {
+	for _, tc := range [][3]int64{{-1, -1, -1}, {-1, 5, 5}, {5, -1, 5}, {3, 5, 3}, {0, -1, 0}} {
+		if got := soonest(tc[0], tc[1]); got != tc[2] {
+			t.Errorf("soonest(%d, %d) = %d, want %d", tc[0], tc[1], got, tc[2])
+		}
+	}
+}
