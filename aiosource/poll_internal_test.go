@@ -5,8 +5,8 @@ import "testing"
 // adjust_polling_time's rules (qemu-aio.md §4.3), one row each.
 func TestAdjustPollTime(t *testing.T) {
 	for _, tc := range []struct {
-		name                 string
-		max, grow, shrink    int64
+		name                  string
+		max, grow, shrink     int64
 		pollNS, blockNS, want int64
 	}{
 		{"sweet spot: blocked no longer than it polls", 32768, 0, 0, 8000, 8000, 8000},
