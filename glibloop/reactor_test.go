@@ -1,0 +1,208 @@
+package glibloop_test
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/glibaio/glibaio/glibloop"
+	"golang.org/x/sys/unix"
+)
+
+func newReactor(t *testing.T, dispatch func([]glibloop.ReactorEvent)) *glibloop.Reactor {
+	t.Helper()
+	r, err := glibloop.NewReactor(dispatch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// The GLib side of the wake handshake: prepare sets bit 0 of notify_me, check clears
+// it (and only check), and a Notify writes the eventfd only while bit 0 is set.
+func TestReactorHandshakeUnderGLib(t *testing.T) {
+	noHandleLeak(t)
+	c := newContext(t)
+	var dispatches int
+	r := newReactor(t, func([]glibloop.ReactorEvent) { dispatches++ })
+	r.Source().Attach(c)
+	if !c.Acquire() {
+		t.Fatal("Acquire")
+	}
+	defer c.Release()
+
+	_, prio := c.Prepare()
+	if r.Waiting()&1 == 0 {
+		t.Fatal("prepare did not set bit 0")
+	}
+	r.Notify() // the loop may block: this one must write the eventfd
+	if r.Kicks() != 1 {
+		t.Fatalf("Notify during prepare..check made %d writes, want 1", r.Kicks())
+	}
+	fds := make([]glibloop.PollFD, 4)
+	_, n := c.Query(prio, fds)
+	glibloop.PPoll(fds[:n], 0)
+	if c.Check(prio, fds[:n]) {
+		c.Dispatch()
+	}
+	if r.Waiting() != 0 {
+		t.Fatalf("check left notify_me = %d", r.Waiting())
+	}
+	if r.Notified() {
+		t.Fatal("check did not accept the notification")
+	}
+	if dispatches != 1 {
+		t.Fatalf("the kick dispatched the source %d times, want 1", dispatches)
+	}
+	r.Notify() // the loop is busy (between check and the next prepare): no write
+	if r.Kicks() != 1 {
+		t.Fatalf("Notify outside prepare..check wrote the eventfd (%d writes)", r.Kicks())
+	}
+
+	// Pending runs prepare and check with no dispatch; prepare alone leaves bit 0 set.
+	c.Prepare()
+	if r.Waiting()&1 == 0 {
+		t.Fatal("bit 0 is not sticky until check")
+	}
+	_, n = c.Query(prio, fds)
+	c.Check(prio, fds[:n])
+	if r.Waiting() != 0 {
+		t.Fatal("check did not clear bit 0")
+	}
+}
+
+// Ready bits ask GLib for no wait (ReadyNow) or 10 ms (ReadyIdle).
+func TestReactorReadyBits(t *testing.T) {
+	c := newContext(t)
+	var dispatches int
+	r := newReactor(t, func([]glibloop.ReactorEvent) { dispatches++ })
+	r.Source().Attach(c)
+	c.Acquire()
+	defer c.Release()
+	for _, tc := range []struct {
+		bits    uint32
+		timeout int
+	}{{0, -1}, {glibloop.ReadyIdle, 10}, {glibloop.ReadyNow, 0}, {glibloop.ReadyNow | glibloop.ReadyIdle, 0}} {
+		r.TakeReady()
+		r.SetReady(tc.bits)
+		_, prio := c.Prepare()
+		fds := make([]glibloop.PollFD, 4)
+		timeout, n := c.Query(prio, fds)
+		ready := c.Check(prio, fds[:n])
+		if timeout != tc.timeout || ready != (tc.bits != 0) {
+			t.Errorf("ready bits %b: timeout %d ready %v, want %d %v", tc.bits, timeout, ready, tc.timeout, tc.bits != 0)
+		}
+		if ready {
+			c.Dispatch()
+		}
+	}
+}
+
+// GLib polls one fd however many the reactor watches, and dispatch gets the events.
+func TestReactorEpoll(t *testing.T) {
+	c := newContext(t)
+	var got []glibloop.ReactorEvent
+	r := newReactor(t, func(ev []glibloop.ReactorEvent) { got = append(got[:0], ev...) })
+	r.Source().Attach(c)
+	var fds []int
+	for i := 0; i < 1000; i++ {
+		fd := eventfd(t)
+		fds = append(fds, fd)
+		if err := r.Add(fd, unix.EPOLLIN); err != nil {
+			t.Fatal(err)
+		}
+	}
+	efdWrite(t, fds[500])
+	c.Iteration(false)
+	if len(got) != 1 || got[0].FD != int32(fds[500]) || got[0].Events&unix.EPOLLIN == 0 {
+		t.Fatalf("events %v, want fd %d IN", got, fds[500])
+	}
+	efdDrain(fds[500])
+	if err := r.Delete(fds[500]); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Delete(fds[500]); err == nil {
+		t.Fatal("deleting twice succeeded")
+	}
+	if err := r.Modify(fds[1], unix.EPOLLOUT); err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	c.Iteration(false)
+	if len(got) != 1 || got[0].FD != int32(fds[1]) || got[0].Events&unix.EPOLLOUT == 0 {
+		t.Fatalf("events %v, want fd %d OUT", got, fds[1])
+	}
+	// GLib's poll set: the context's wakeup fd and the epoll fd.
+	assertPollCount(t, c, 2)
+}
+
+func assertPollCount(t *testing.T, c *glibloop.MainContext, want int) {
+	t.Helper()
+	c.Acquire()
+	defer c.Release()
+	_, prio := c.Prepare()
+	fds := make([]glibloop.PollFD, 64)
+	_, n := c.Query(prio, fds)
+	c.Check(prio, fds[:min(n, 64)])
+	if n != want {
+		t.Fatalf("GLib polls %d fds, want %d", n, want)
+	}
+}
+
+// The deadline arms the timerfd: a blocking iteration wakes at it, not at a rounded
+// millisecond, and the timerfd is never reported as an event.
+func TestReactorDeadline(t *testing.T) {
+	c := newContext(t)
+	var dispatched atomic.Int32
+	var events int
+	r := newReactor(t, func(ev []glibloop.ReactorEvent) { dispatched.Add(1); events += len(ev) })
+	r.Source().Attach(c)
+	start := time.Now()
+	r.SetDeadline(monotonicNS() + int64(30*time.Millisecond))
+	for dispatched.Load() == 0 {
+		c.Iteration(true)
+	}
+	if el := time.Since(start); el < 29*time.Millisecond {
+		t.Fatalf("woke after %v, before the 30 ms deadline", el)
+	}
+	if events != 0 {
+		t.Fatal("the timerfd was reported as an event")
+	}
+	r.SetDeadline(-1)
+}
+
+// Wait is the standalone form: it blocks, honours its ns timeout through the timerfd,
+// and a Notify between WaitBegin and WaitEnd wakes it.
+func TestReactorWait(t *testing.T) {
+	r := newReactor(t, func([]glibloop.ReactorEvent) {})
+	start := time.Now()
+	ev, err := r.Wait(int64(20 * time.Millisecond))
+	if err != nil || len(ev) != 0 || time.Since(start) < 19*time.Millisecond {
+		t.Fatalf("Wait(20ms) = %v, %v after %v", ev, err, time.Since(start))
+	}
+	if r.WaitBegin() {
+		t.Fatal("WaitBegin saw a notification nobody sent")
+	}
+	go func() { time.Sleep(10 * time.Millisecond); r.Notify() }()
+	if _, err := r.Wait(-1); err != nil {
+		t.Fatal(err)
+	}
+	r.WaitEnd()
+	if r.Kicks() != 1 || !r.Notified() {
+		t.Fatalf("kicks=%d notified=%v", r.Kicks(), r.Notified())
+	}
+	r.NotifyAccept()
+	if r.Waiting() != 0 || r.Notified() {
+		t.Fatal("the handshake state was not restored")
+	}
+	r.Close()
+	r.Close() // twice is harmless
+	r.Notify() // after Close: nothing is written anywhere
+	if _, err := r.Wait(0); err == nil {
+		t.Fatal("Wait after Close succeeded")
+	}
+	if err := r.Add(0, unix.EPOLLIN); err == nil {
+		t.Fatal("Add after Close succeeded")
+	}
+}
