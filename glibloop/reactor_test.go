@@ -197,7 +197,7 @@ func TestReactorWait(t *testing.T) {
 		t.Fatal("the handshake state was not restored")
 	}
 	r.Close()
-	r.Close() // twice is harmless
+	r.Close()  // twice is harmless
 	r.Notify() // after Close: nothing is written anywhere
 	if _, err := r.Wait(0); err == nil {
 		t.Fatal("Wait after Close succeeded")
