@@ -17,16 +17,20 @@ deps:
 build: deps
 	$(GO) build ./...
 
-# test: vet, then the whole suite under the race detector.
+# test: vet, the whole suite under the race detector, then the allocation checks, which
+# only mean something without the race detector's instrumentation.
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run 'Allocs' ./...
 
 # test-cgocheck2: the suite with the runtime checking every pointer C stores.
 test-cgocheck2: deps
 	GOEXPERIMENT=cgocheck2 $(GO) test -count=1 ./...
 
+# bench: cmd/aiobench's side-by-side table (and its chart), then the go test benchmarks.
 bench: deps
+	$(GO) run ./cmd/aiobench -svg docs/fd-scaling.svg
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
 
 lint: deps

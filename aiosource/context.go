@@ -44,6 +44,7 @@ type Context struct {
 	mu             sync.Mutex
 	table          atomic.Pointer[fdTable]
 	deleted        []*fdNode
+	ndeleted       atomic.Int32 // len(deleted), read without mu by the outermost walker
 	walkers        atomic.Int32
 	nodes          atomic.Int32 // live handlers
 	pollDisableCnt atomic.Int32 // live handlers that have no Poll callback
@@ -240,7 +241,7 @@ func (c *Context) leave(lv *level) {
 	clear(lv.ready)
 	lv.ready = lv.ready[:0]
 	c.depth--
-	if c.walkers.Load() == 1 {
+	if c.walkers.Load() == 1 && c.ndeleted.Load() != 0 {
 		c.freeDeleted() // only the outermost walker frees
 	}
 	c.walkers.Add(-1)

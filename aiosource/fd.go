@@ -135,6 +135,7 @@ func (c *Context) SetFDHandler(fd int, h FDHandler) error {
 		// Walkers that hold old see the flag; the next outermost walker frees it.
 		old.deleted.Store(true)
 		c.deleted = append(c.deleted, old)
+		c.ndeleted.Store(int32(len(c.deleted)))
 	}
 	c.mu.Unlock()
 	c.Notify() // a blocked loop must rebuild its view of the fds
@@ -166,6 +167,7 @@ func (c *Context) freeDeleted() {
 	c.mu.Lock()
 	dead := c.deleted
 	c.deleted = nil
+	c.ndeleted.Store(0)
 	c.mu.Unlock()
 	for _, n := range dead {
 		c.removePollHandler(n)

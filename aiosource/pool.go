@@ -22,7 +22,8 @@ type pool struct {
 
 	mu      sync.Mutex
 	cond    sync.Cond
-	queue   []*request
+	queue   []*request // queue[qhead:] waits for a worker
+	qhead   int
 	max     int
 	workers int // started and not exited
 	idle    int // waiting for work
@@ -109,7 +110,7 @@ func (c *Context) Submit(work func() error, done func(error)) {
 func (p *pool) worker() {
 	p.mu.Lock()
 	for {
-		for len(p.queue) == 0 && !p.stopped {
+		for p.qhead == len(p.queue) && !p.stopped {
 			p.idle++
 			p.cond.Wait()
 			p.idle--
@@ -120,9 +121,11 @@ func (p *pool) worker() {
 			p.mu.Unlock()
 			return
 		}
-		req := p.queue[0]
-		p.queue[0] = nil
-		p.queue = p.queue[1:]
+		req := p.queue[p.qhead]
+		p.queue[p.qhead] = nil
+		if p.qhead++; p.qhead == len(p.queue) {
+			p.queue, p.qhead = p.queue[:0], 0 // reuse the array: no allocation per job
+		}
 		p.running++
 		p.mu.Unlock()
 
@@ -207,8 +210,8 @@ func (p *pool) complete() {
 func (p *pool) close() []string {
 	p.mu.Lock()
 	p.stopped = true
-	queued := p.queue
-	p.queue = nil
+	queued := p.queue[p.qhead:]
+	p.queue, p.qhead = nil, 0
 	p.cond.Broadcast()
 	deadline := time.Now().Add(p.grace)
 	for p.running > 0 && time.Now().Before(deadline) {

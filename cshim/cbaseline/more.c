@@ -1,0 +1,192 @@
+#define _GNU_SOURCE
+#include "more.h"
+#include "cbaseline.h"
+#include <glib-unix.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+static gint64 now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (gint64)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static GArray *fd_source_ids;
+
+static gboolean drain_fd(gint fd, GIOCondition cond, gpointer data)
+{
+	(void)cond;
+	(void)data;
+	guint64 v;
+	if (read(fd, &v, sizeof v) < 0)
+		return G_SOURCE_CONTINUE;
+	return G_SOURCE_CONTINUE;
+}
+
+void cb_unix_fd_sources_add(GMainContext *c, const int *fds, int n)
+{
+	if (!fd_source_ids)
+		fd_source_ids = g_array_new(FALSE, FALSE, sizeof(guint));
+	for (int i = 0; i < n; i++) {
+		GSource *s = g_unix_fd_source_new(fds[i], G_IO_IN);
+		g_source_set_callback(s, (GSourceFunc)(void (*)(void))drain_fd, NULL, NULL);
+		guint id = g_source_attach(s, c);
+		g_source_unref(s);
+		g_array_append_val(fd_source_ids, id);
+	}
+}
+
+void cb_unix_fd_sources_remove(GMainContext *c)
+{
+	if (!fd_source_ids)
+		return;
+	for (guint i = 0; i < fd_source_ids->len; i++) {
+		GSource *s = g_main_context_find_source_by_id(c, g_array_index(fd_source_ids, guint, i));
+		if (s)
+			g_source_destroy(s);
+	}
+	g_array_set_size(fd_source_ids, 0);
+}
+
+static GMainLoop *running_loop;
+
+void cb_main_loop_run(GMainContext *c)
+{
+	GMainLoop *l = g_main_loop_new(c, FALSE);
+	running_loop = l;
+	g_main_loop_run(l);
+	running_loop = NULL;
+	g_main_loop_unref(l);
+}
+
+void cb_main_loop_quit(void)
+{
+	if (running_loop)
+		g_main_loop_quit(running_loop);
+}
+
+/* ---- ready-time timer ---- */
+typedef struct {
+	GSource base;
+	gint64 period_ns, expire_ns;
+	int rounds, done;
+	gint64 *out;
+	GMainLoop *loop;
+} rt_source;
+
+static gboolean rt_dispatch(GSource *s, GSourceFunc cb, gpointer d)
+{
+	(void)cb;
+	(void)d;
+	rt_source *r = (rt_source *)s;
+	r->out[r->done++] = now_ns() - r->expire_ns;
+	if (r->done == r->rounds) {
+		g_main_loop_quit(r->loop);
+		g_source_set_ready_time(s, -1);
+		return G_SOURCE_CONTINUE;
+	}
+	r->expire_ns = now_ns() + r->period_ns;
+	/* µs, rounded up: GLib 2.74 has no ns ready time */
+	g_source_set_ready_time(s, (r->expire_ns + 999) / 1000);
+	return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs rt_funcs = {NULL, NULL, rt_dispatch, NULL, NULL, NULL};
+
+int cb_timer_lateness(GMainContext *c, int mode, gint64 period_ns, int rounds, gint64 *out)
+{
+	if (mode == 1) {
+		int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+		if (tfd < 0)
+			return -1;
+		for (int i = 0; i < rounds; i++) {
+			gint64 exp = now_ns() + period_ns;
+			struct itimerspec its = {0};
+			its.it_value.tv_sec = exp / 1000000000LL;
+			its.it_value.tv_nsec = exp % 1000000000LL;
+			timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
+			guint64 v;
+			if (read(tfd, &v, sizeof v) < 0) {
+				close(tfd);
+				return -1;
+			}
+			out[i] = now_ns() - exp;
+		}
+		close(tfd);
+		return 0;
+	}
+	GSource *s = g_source_new(&rt_funcs, sizeof(rt_source));
+	rt_source *r = (rt_source *)s;
+	r->period_ns = period_ns;
+	r->rounds = rounds;
+	r->out = out;
+	r->loop = g_main_loop_new(c, FALSE);
+	r->expire_ns = now_ns() + period_ns;
+	g_source_set_ready_time(s, (r->expire_ns + 999) / 1000);
+	g_source_attach(s, c);
+	g_main_loop_run(r->loop);
+	g_main_loop_unref(r->loop);
+	g_source_destroy(s);
+	g_source_unref(s);
+	return 0;
+}
+
+/* ---- two-thread ping-pong ---- */
+typedef struct {
+	int mine, other, ep, rounds, first;
+} pp_arg;
+
+static void *pp_thread(void *p)
+{
+	pp_arg *a = p;
+	guint64 one = 1, v;
+	struct epoll_event ev;
+	if (a->first && write(a->other, &one, sizeof one) < 0)
+		return NULL;
+	for (int i = 0; i < a->rounds; i++) {
+		while (epoll_wait(a->ep, &ev, 1, -1) < 1)
+			;
+		if (read(a->mine, &v, sizeof v) < 0)
+			return NULL;
+		if (!(a->first && i == a->rounds - 1) && write(a->other, &one, sizeof one) < 0)
+			return NULL;
+	}
+	return NULL;
+}
+
+gint64 cb_pingpong(int rounds)
+{
+	int e1 = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), e2 = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	int p1 = epoll_create1(EPOLL_CLOEXEC), p2 = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN};
+	ev.data.fd = e1;
+	epoll_ctl(p1, EPOLL_CTL_ADD, e1, &ev);
+	ev.data.fd = e2;
+	epoll_ctl(p2, EPOLL_CTL_ADD, e2, &ev);
+	pp_arg a = {e1, e2, p1, rounds, 1}, b = {e2, e1, p2, rounds, 0};
+	pthread_t ta, tb;
+	gint64 start = now_ns();
+	pthread_create(&tb, NULL, pp_thread, &b);
+	pthread_create(&ta, NULL, pp_thread, &a);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	gint64 el = now_ns() - start;
+	close(e1);
+	close(e2);
+	close(p1);
+	close(p2);
+	return el;
+}
+
+gint64 cb_iterate(GMainContext *c, gint64 n)
+{
+	gint64 start = now_ns();
+	for (gint64 i = 0; i < n; i++)
+		g_main_context_iteration(c, FALSE);
+	return now_ns() - start;
+}

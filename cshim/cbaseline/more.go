@@ -1,0 +1,63 @@
+package cbaseline
+
+/*
+#cgo LDFLAGS: -lpthread
+#include "more.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"time"
+	"unsafe"
+)
+
+// AddUnixFDSources attaches one g_unix_fd_add-style GLib source per fd to ctx, each
+// draining its eventfd when readable: GLib's own way to watch many fds.
+func AddUnixFDSources(ctx unsafe.Pointer, fds []int) {
+	cfds := make([]C.int, len(fds))
+	for i, fd := range fds {
+		cfds[i] = C.int(fd)
+	}
+	if len(cfds) > 0 {
+		C.cb_unix_fd_sources_add((*C.GMainContext)(ctx), &cfds[0], C.int(len(cfds)))
+	}
+}
+
+// RemoveUnixFDSources destroys the sources AddUnixFDSources attached.
+func RemoveUnixFDSources(ctx unsafe.Pointer) { C.cb_unix_fd_sources_remove((*C.GMainContext)(ctx)) }
+
+// Timer modes for TimerLateness.
+const (
+	TimerReadyTime = 0 // a GSource re-armed with g_source_set_ready_time under g_main_loop_run
+	TimerBareFD    = 1 // a bare timerfd read in a loop: the floor
+)
+
+// TimerLateness re-arms a timer of the given period rounds times and returns how late
+// each expiry was handled.
+func TimerLateness(ctx unsafe.Pointer, mode int, period time.Duration, rounds int) ([]time.Duration, error) {
+	out := make([]C.gint64, rounds)
+	if C.cb_timer_lateness((*C.GMainContext)(ctx), C.int(mode), C.gint64(period), C.int(rounds), &out[0]) != 0 {
+		return nil, errors.New("cbaseline: timer lateness failed")
+	}
+	res := make([]time.Duration, rounds)
+	for i, v := range out {
+		res[i] = time.Duration(v)
+	}
+	return res, nil
+}
+
+// PingPong runs rounds round trips between two C threads through two eventfds and
+// epoll_wait, and returns the elapsed time.
+func PingPong(rounds int) time.Duration { return time.Duration(C.cb_pingpong(C.int(rounds))) }
+
+// MainLoopRun runs g_main_loop_run on ctx until MainLoopQuit.
+func MainLoopRun(ctx unsafe.Pointer) { C.cb_main_loop_run((*C.GMainContext)(ctx)) }
+
+// MainLoopQuit quits the loop MainLoopRun runs.
+func MainLoopQuit() { C.cb_main_loop_quit() }
+
+// Iterate runs n non-blocking iterations of ctx in C and returns the elapsed time.
+func Iterate(ctx unsafe.Pointer, n int) time.Duration {
+	return time.Duration(C.cb_iterate((*C.GMainContext)(ctx), C.gint64(n)))
+}

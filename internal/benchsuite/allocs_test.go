@@ -1,0 +1,21 @@
+//go:build !race
+
+// The race detector's instrumentation allocates on its own, so allocation counts are
+// checked in normal builds only (make test runs them in a second, non-race pass).
+
+package benchsuite
+
+import "testing"
+
+// The steady-state hot paths allocate nothing.
+func TestSteadyStateAllocs(t *testing.T) {
+	as := Allocs()
+	if len(as) != 4 {
+		t.Fatalf("%d allocation measurements, want 4", len(as))
+	}
+	for _, a := range as {
+		if a.PerOp != 0 {
+			t.Errorf("%s: %v allocs/op, want 0", a.Name, a.PerOp)
+		}
+	}
+}

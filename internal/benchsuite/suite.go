@@ -1,0 +1,391 @@
+// Package benchsuite holds the scenarios that cmd/aiobench measures and that the
+// go test benchmarks back: each scenario runs glibaio and the baseline it is compared
+// with, built by the same run (pure C from cshim/cbaseline, GLib's own sources, gotk3).
+package benchsuite
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/glibaio/glibaio/aiosource"
+	"github.com/glibaio/glibaio/cshim/cbaseline"
+	"github.com/glibaio/glibaio/glibloop"
+	"github.com/gotk3/gotk3/glib"
+	"golang.org/x/sys/unix"
+)
+
+// Row is one line of the report.
+type Row struct {
+	Name       string  `json:"name"`
+	OursNS     float64 `json:"ours_ns"`
+	Baseline   string  `json:"baseline"`
+	BaselineNS float64 `json:"baseline_ns"`
+	Ratio      float64 `json:"ratio"`
+	Target     string  `json:"target"`
+	Pass       bool    `json:"pass"`
+}
+
+// Config scales the runs.
+type Config struct {
+	Rounds int // interleaved rounds per comparison; the medians are reported
+	Ops    int // operations per round
+	Quick  bool
+}
+
+// QuickConfig finishes the whole suite in well under a minute on 2 cores.
+func QuickConfig() Config { return Config{Rounds: 7, Ops: 2000, Quick: true} }
+
+// FullConfig is what `make bench` runs.
+func FullConfig() Config { return Config{Rounds: 21, Ops: 20000} }
+
+// Median returns the median of v.
+func Median(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// Percentile returns the p-th percentile (0..100) of v.
+func Percentile(v []float64, p float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	i := int(math.Ceil(p/100*float64(len(v)))) - 1
+	return v[max(0, min(i, len(v)-1))]
+}
+
+// interleave runs base and ours alternately for cfg.Rounds rounds of n operations each
+// and returns the medians of ns/op and of the per-round ratio ours/base.
+func interleave(rounds, n int, base, ours func(n int) time.Duration) (oursNS, baseNS, ratio float64) {
+	base(max(n/10, 10))
+	ours(max(n/10, 10))
+	var bs, os, rs []float64
+	for r := 0; r < rounds; r++ {
+		var tb, to time.Duration
+		if r%2 == 0 {
+			tb, to = base(n), ours(n)
+		} else {
+			to, tb = ours(n), base(n)
+		}
+		b, o := float64(tb)/float64(n), float64(to)/float64(n)
+		bs, os, rs = append(bs, b), append(os, o), append(rs, o/b)
+	}
+	return Median(os), Median(bs), Median(rs)
+}
+
+// eventfds makes n non-blocking eventfds.
+func eventfds(n int) ([]int, error) {
+	fds := make([]int, 0, n)
+	for i := 0; i < n; i++ {
+		fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+		if err != nil {
+			closeAll(fds)
+			return nil, fmt.Errorf("eventfd %d of %d: %w", i, n, err)
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+func readEventfd(fd int) {
+	var b [8]byte
+	unix.Read(fd, b[:])
+}
+
+// FDLoop is an AioContext attached to its own GMainContext with one active eventfd
+// whose read handler drains it, plus idle eventfds with handlers that never fire.
+type FDLoop struct {
+	MC     *glibloop.MainContext
+	Ctx    *aiosource.Context
+	Active int
+	idle   []int
+	owned  bool
+}
+
+// NewFDLoop builds an FDLoop with the given number of idle fds.
+func NewFDLoop(idle int) (*FDLoop, error) {
+	fds, err := eventfds(idle + 1)
+	if err != nil {
+		return nil, err
+	}
+	l, err := NewFDLoopOn(fds[0], fds[1:])
+	if err != nil {
+		closeAll(fds)
+		return nil, err
+	}
+	l.owned = true
+	return l, nil
+}
+
+// NewFDLoopOn builds an FDLoop on fds the caller owns.
+func NewFDLoopOn(active int, idle []int) (*FDLoop, error) {
+	l := &FDLoop{MC: glibloop.NewMainContext(), Active: active, idle: idle}
+	var err error
+	l.Ctx, err = aiosource.New()
+	if err != nil {
+		l.MC.Unref()
+		return nil, err
+	}
+	l.Ctx.Attach(l.MC)
+	if err := l.Ctx.SetFDHandler(active, aiosource.FDHandler{Read: func() { readEventfd(active) }}); err != nil {
+		l.Close()
+		return nil, err
+	}
+	for _, fd := range l.idle {
+		if err := l.Ctx.SetFDHandler(fd, aiosource.FDHandler{Read: func() {}}); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// Drive runs n rounds of: write the active eventfd, one GLib iteration (all in C).
+func (l *FDLoop) Drive(n int) time.Duration {
+	return cbaseline.Drive(l.MC.Native(), l.Active, n, false)
+}
+
+// Close releases everything.
+func (l *FDLoop) Close() {
+	if l.Ctx != nil {
+		l.Ctx.Close()
+	}
+	l.MC.Unref()
+	if l.owned {
+		closeAll(append(l.idle, l.Active))
+	}
+}
+
+// CSource is the pure-C reference: a GSource with the eventfd as a unix fd whose
+// dispatch reads it.
+type CSource struct {
+	mc  *glibloop.MainContext
+	fd  int
+	src unsafe.Pointer
+}
+
+// NewCSource builds the C reference on its own context.
+func NewCSource() (*CSource, error) {
+	fds, err := eventfds(1)
+	if err != nil {
+		return nil, err
+	}
+	c := &CSource{mc: glibloop.NewMainContext(), fd: fds[0]}
+	c.src = cbaseline.NewSource(c.fd, false, true, false)
+	cbaseline.Attach(c.src, c.mc.Native())
+	return c, nil
+}
+
+// Drive is FDLoop.Drive for the C reference.
+func (c *CSource) Drive(n int) time.Duration { return cbaseline.Drive(c.mc.Native(), c.fd, n, false) }
+
+// Close releases everything.
+func (c *CSource) Close() {
+	cbaseline.DestroyUnref(c.src)
+	c.mc.Unref()
+	unix.Close(c.fd)
+}
+
+// GLibFDSources is GLib's own way to watch many fds: one g_unix_fd_add source each.
+type GLibFDSources struct {
+	mc     *glibloop.MainContext
+	active int
+}
+
+// NewGLibFDSources attaches one unix fd source per fd (the caller's) to a new context.
+func NewGLibFDSources(active int, idle []int) *GLibFDSources {
+	g := &GLibFDSources{mc: glibloop.NewMainContext(), active: active}
+	cbaseline.AddUnixFDSources(g.mc.Native(), append([]int{active}, idle...))
+	return g
+}
+
+// Drive is FDLoop.Drive for GLib's per-fd sources.
+func (g *GLibFDSources) Drive(n int) time.Duration {
+	return cbaseline.Drive(g.mc.Native(), g.active, n, false)
+}
+
+// Close releases everything.
+func (g *GLibFDSources) Close() {
+	cbaseline.RemoveUnixFDSources(g.mc.Native())
+	g.mc.Unref()
+}
+
+// BHIteration measures bh.Schedule plus one non-blocking GLib iteration, on the
+// loop thread, and counts the eventfd writes it made.
+type BHIteration struct {
+	Ctx *aiosource.Context
+	mc  *glibloop.MainContext
+	bh  *aiosource.BH
+	n   int
+}
+
+// NewBHIteration attaches an AioContext to the default context, where gotk3's IdleAdd
+// runs too.
+func NewBHIteration() (*BHIteration, error) {
+	c, err := aiosource.New()
+	if err != nil {
+		return nil, err
+	}
+	b := &BHIteration{Ctx: c, mc: glibloop.DefaultContext()}
+	b.bh = c.NewBH("bench", func() { b.n++ })
+	c.Attach(b.mc)
+	return b, nil
+}
+
+// Run does n rounds.
+func (b *BHIteration) Run(n int) time.Duration {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		b.bh.Schedule()
+		b.mc.Iteration(false)
+	}
+	return time.Since(start)
+}
+
+// Close releases everything.
+func (b *BHIteration) Close() {
+	b.bh.Delete()
+	b.Ctx.Close()
+}
+
+// Gotk3Idle measures gotk3's glib.IdleAdd plus Iteration on the default context.
+func Gotk3Idle(n int) time.Duration {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	g := glib.MainContextDefault()
+	fn := func() bool { return false }
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		glib.IdleAdd(fn)
+		g.Iteration(false)
+	}
+	return time.Since(start)
+}
+
+// OneshotFlood measures oneshot BHs scheduled from producers goroutines, n each,
+// drained by a loop iterating the context; it returns the time per event.
+func OneshotFlood(c *aiosource.Context, mc *glibloop.MainContext, producers, n int) time.Duration {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var ran atomic.Int64
+	fn := func() { ran.Add(1) }
+	total := int64(producers * n)
+	start := time.Now()
+	for p := 0; p < producers; p++ {
+		go func() {
+			for i := 0; i < n; i++ {
+				c.ScheduleOneshot(fn)
+			}
+		}()
+	}
+	for ran.Load() < total {
+		mc.Iteration(true)
+	}
+	return time.Since(start) / time.Duration(total)
+}
+
+// Gotk3Flood is OneshotFlood with gotk3's glib.IdleAdd on the default context.
+func Gotk3Flood(producers, n int) time.Duration {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var ran atomic.Int64
+	fn := func() bool { ran.Add(1); return false }
+	total := int64(producers * n)
+	g := glib.MainContextDefault()
+	start := time.Now()
+	for p := 0; p < producers; p++ {
+		go func() {
+			for i := 0; i < n; i++ {
+				glib.IdleAdd(fn)
+			}
+		}()
+	}
+	for ran.Load() < total {
+		g.Iteration(true)
+	}
+	return time.Since(start) / time.Duration(total)
+}
+
+// TimerLateness re-arms a period timer rounds times on an AioContext under a real
+// g_main_loop_run and returns how late each expiry ran.
+func TimerLateness(period time.Duration, rounds int) ([]time.Duration, error) {
+	mc := glibloop.NewMainContext()
+	defer mc.Unref()
+	c, err := aiosource.New()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.Attach(mc)
+	out := make([]time.Duration, 0, rounds)
+	var t *aiosource.Timer
+	var expire int64
+	t = c.NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, func() {
+		out = append(out, time.Duration(aiosource.ClockNS(aiosource.ClockRealtime)-expire))
+		if len(out) == rounds {
+			cbaseline.MainLoopQuit()
+			return
+		}
+		expire = aiosource.ClockNS(aiosource.ClockRealtime) + int64(period)
+		t.ModNS(expire)
+	})
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	expire = aiosource.ClockNS(aiosource.ClockRealtime) + int64(period)
+	t.ModNS(expire)
+	cbaseline.MainLoopRun(mc.Native())
+	return out, nil
+}
+
+// PingPong runs rounds round trips between two IOThreads through event notifiers and
+// returns the elapsed time.
+func PingPong(rounds int) (time.Duration, error) {
+	a, err := aiosource.NewIOThread("ping")
+	if err != nil {
+		return 0, err
+	}
+	defer a.Stop()
+	b, err := aiosource.NewIOThread("pong")
+	if err != nil {
+		return 0, err
+	}
+	defer b.Stop()
+	ea, _ := aiosource.NewEventNotifier(false)
+	eb, _ := aiosource.NewEventNotifier(false)
+	defer ea.Close()
+	defer eb.Close()
+	done := make(chan struct{})
+	n := 0
+	a.Context().SetEventNotifier(ea, func(e *aiosource.EventNotifier) {
+		e.TestAndClear()
+		n++
+		if n == rounds {
+			close(done)
+			return
+		}
+		eb.Set()
+	})
+	b.Context().SetEventNotifier(eb, func(e *aiosource.EventNotifier) {
+		e.TestAndClear()
+		ea.Set()
+	})
+	defer a.Context().SetEventNotifier(ea, nil)
+	defer b.Context().SetEventNotifier(eb, nil)
+	time.Sleep(time.Millisecond) // let both threads block in Poll
+	start := time.Now()
+	eb.Set()
+	<-done
+	return time.Since(start), nil
+}
