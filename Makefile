@@ -38,5 +38,7 @@ lint: deps
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
 
+# demo: the main job. It starts the monitor server and drives it over its real socket
+# with a scripted session that covers every command.
 demo: deps
-	@echo "make demo: the main job (cmd/aiodemo) has not landed yet; see README.md."
+	$(GO) run ./cmd/aiodemo demo

@@ -23,6 +23,8 @@ func writeChart(path string, sc *benchsuite.Scaling) error {
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Legend.Top = true
 	p.Legend.Left = true
+	p.Legend.XOffs = 8 * vg.Millimeter
+	p.Legend.YOffs = -6 * vg.Millimeter
 	pts := func(v []float64) plotter.XYs {
 		xy := make(plotter.XYs, len(v))
 		for i := range v {

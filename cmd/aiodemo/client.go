@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+func cmdClient(argv []string) error {
+	fs := flag.NewFlagSet("client", flag.ExitOnError)
+	socket := fs.String("socket", defaultSocket(), "unix socket path")
+	tcp := fs.String("tcp", "", "connect over TCP instead, e.g. 127.0.0.1:4444")
+	fs.Parse(argv)
+	return runClient(*socket, *tcp, os.Stdin, os.Stdout)
+}
+
+// runClient copies what the server sends to out as it arrives, and sends each line of
+// in: JSON as is, or shorthand ("qmp_capabilities", "sleep ms=200", "echo data=hi").
+// It returns when in ends (after the replies to the last lines) or the server closes.
+func runClient(socket, tcp string, in io.Reader, out io.Writer) error {
+	m, greeting, err := dial(socket, tcp)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	fmt.Fprintf(out, "<- %s\n", greeting)
+	fmt.Fprintln(out, `connected; type JSON or shorthand such as "qmp_capabilities", "query-status", "sleep ms=500"; Ctrl-D quits`)
+	serverGone := make(chan error, 1)
+	go func() {
+		for {
+			line, err := m.readLine()
+			if err != nil {
+				serverGone <- err
+				return
+			}
+			fmt.Fprintf(out, "<- %s\n", line)
+		}
+	}()
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		req := shorthand(line)
+		if err := m.sendLine([]byte(req)); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "-> %s\n", req)
+	}
+	m.c.(interface{ CloseWrite() error }).CloseWrite()
+	<-serverGone
+	return nil
+}
+
+// shorthand turns "cmd k=v ..." into a QMP request; a line that starts with "{" is sent
+// as is. Values that parse as JSON are sent as such, others as strings.
+func shorthand(line string) string {
+	if strings.HasPrefix(line, "{") {
+		return line
+	}
+	fields := strings.Fields(line)
+	req := map[string]any{"execute": fields[0]}
+	if len(fields) > 1 {
+		args := map[string]any{}
+		for _, f := range fields[1:] {
+			k, v, _ := strings.Cut(f, "=")
+			var jv any
+			if json.Unmarshal([]byte(v), &jv) == nil {
+				args[k] = jv
+			} else {
+				args[k] = v
+			}
+		}
+		req["arguments"] = args
+	}
+	b, _ := json.Marshal(req)
+	return string(b)
+}

@@ -1,0 +1,666 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/glibaio/glibaio/aiosource"
+	"github.com/glibaio/glibaio/glibloop"
+	"golang.org/x/sys/unix"
+)
+
+// serverConfig is what `aiodemo serve` takes.
+type serverConfig struct {
+	Socket        string        // unix socket path ("" for none)
+	TCP           string        // host:port to listen on as well ("" for none)
+	StatsInterval time.Duration // the GLib timeout that logs statistics (0: off)
+	MaxClients    int
+	Log           *slog.Logger
+	Ready         chan<- struct{} // closed once the sockets listen (for the demo and tests)
+}
+
+// Output back-pressure: while a client's buffered output is above this, the server
+// stops reading its requests; TICK events for it are dropped and counted.
+const outHighWater = 1 << 20
+
+// maxQueued bounds the requests a client may queue behind a command in flight before
+// the server stops reading from it.
+const maxQueued = 64
+
+// server is the monitor: listeners and clients are fd handlers on the iohandler
+// context, as QEMU's chardevs are; timers and the thread pool live on the main
+// AioContext; a plain GLib timeout on the same GMainContext logs statistics.
+type server struct {
+	cfg     serverConfig
+	log     *slog.Logger
+	mc      *glibloop.MainContext
+	ml      *aiosource.MainLoop
+	aio     *aiosource.Context
+	ioh     *aiosource.Context
+	start   time.Time
+	lfds    []int
+	clients map[int]*client
+	nextID  int
+	sig     *signalPipe
+	statsID uint
+	rbuf    []byte
+
+	closing  bool
+	deadline *aiosource.Timer
+	exitErr  error
+
+	requests, errors, events, dropped, accepted uint64
+}
+
+type client struct {
+	s          *server
+	fd, id     int
+	in         []byte   // the current partial line
+	discarding bool     // skipping the rest of an over-long line
+	queue      [][]byte // lines waiting behind a command in flight
+	busy       bool     // a command's reply is still to come: replies keep request order
+	sleep      *aiosource.Timer
+	out        []byte
+	writing    bool // the write handler is installed
+	readOff    bool // reading paused for back-pressure
+	negotiated bool
+	tick       *aiosource.Timer
+	tickEvery  time.Duration
+	tickSeq    int64
+	gone       bool
+}
+
+// serve runs the monitor until quit, SIGINT/SIGTERM or ctx ends, then shuts down
+// cleanly: listeners close, clients are flushed and closed, and both AioContexts close
+// with nothing left alive (any leak Close reports is returned as an error).
+func serve(ctx context.Context, cfg serverConfig) error {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.MaxClients == 0 {
+		cfg.MaxClients = 4096
+	}
+	s := &server{cfg: cfg, log: cfg.Log, start: time.Now(), clients: map[int]*client{}, rbuf: make([]byte, 64<<10)}
+	s.mc = glibloop.NewMainContext()
+	defer s.mc.Unref()
+	ml, err := aiosource.NewMainLoop(s.mc)
+	if err != nil {
+		return err
+	}
+	s.ml, s.aio, s.ioh = ml, ml.AioContext(), ml.IOHandler()
+
+	if err := s.listen(); err != nil {
+		s.closeListeners()
+		ml.Close()
+		return err
+	}
+	if s.sig, err = newSignalPipe(s.ioh, s.onSignal); err != nil {
+		s.closeListeners()
+		ml.Close()
+		return err
+	}
+	if cfg.StatsInterval > 0 {
+		s.statsID = glibloop.TimeoutAdd(s.mc, cfg.StatsInterval, func() bool { s.logStats(); return true })
+	}
+	if cfg.Ready != nil {
+		close(cfg.Ready)
+	}
+	s.log.Info("aiodemo: listening", "socket", cfg.Socket, "tcp", cfg.TCP)
+
+	runErr := ml.Run(ctx)
+	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, context.DeadlineExceeded) {
+		return runErr
+	}
+	return s.teardown()
+}
+
+// listen opens the unix socket (mode 0600) and the optional TCP socket.
+func (s *server) listen() error {
+	if s.cfg.Socket != "" {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		s.lfds = append(s.lfds, fd)
+		if fi, err := os.Lstat(s.cfg.Socket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(s.cfg.Socket) // a stale socket from an earlier run
+		}
+		// The umask makes bind create the socket 0600, with no window where others
+		// could connect. It is process-wide, which is fine at start-up.
+		old := syscall.Umask(0o177)
+		err = unix.Bind(fd, &unix.SockaddrUnix{Name: s.cfg.Socket})
+		syscall.Umask(old)
+		if err != nil {
+			return fmt.Errorf("bind %s: %w", s.cfg.Socket, err)
+		}
+		if err := unix.Listen(fd, 1024); err != nil {
+			return err
+		}
+		if err := s.ioh.SetFDHandler(fd, aiosource.FDHandler{Read: func() { s.accept(fd) }}); err != nil {
+			return err
+		}
+	}
+	if s.cfg.TCP != "" {
+		ap, err := parseTCP(s.cfg.TCP)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		s.lfds = append(s.lfds, fd)
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+			return fmt.Errorf("bind %s: %w", ap, err)
+		}
+		if err := unix.Listen(fd, 1024); err != nil {
+			return err
+		}
+		if err := s.ioh.SetFDHandler(fd, aiosource.FDHandler{Read: func() { s.accept(fd) }}); err != nil {
+			return err
+		}
+	}
+	if len(s.lfds) == 0 {
+		return errors.New("nothing to listen on: give --socket or --tcp")
+	}
+	return nil
+}
+
+// parseTCP accepts "HOST:PORT" or ":PORT"/"PORT" (loopback: 127.0.0.1). Only IPv4.
+func parseTCP(addr string) (netip.AddrPort, error) {
+	if !strings.Contains(addr, ":") {
+		addr = ":" + addr
+	}
+	if strings.HasPrefix(addr, ":") {
+		addr = "127.0.0.1" + addr
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !ap.Addr().Is4() {
+		return netip.AddrPort{}, fmt.Errorf("--tcp %q: want IPv4 HOST:PORT", addr)
+	}
+	return ap, nil
+}
+
+func (s *server) accept(lfd int) {
+	for {
+		fd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) && !errors.Is(err, unix.ECONNABORTED) {
+				s.log.Warn("aiodemo: accept", "err", err)
+			}
+			return
+		}
+		if s.closing || len(s.clients) >= s.cfg.MaxClients {
+			unix.Close(fd)
+			continue
+		}
+		s.nextID++
+		s.accepted++
+		c := &client{s: s, fd: fd, id: s.nextID}
+		s.clients[fd] = c
+		c.send(map[string]any{"QMP": map[string]any{
+			"version":      map[string]any{"package": "glibaio aiodemo"},
+			"capabilities": []string{},
+		}})
+		c.updateHandler()
+	}
+}
+
+// updateHandler installs the fd handler the client's state calls for: read unless
+// paused, write only while output is buffered.
+func (c *client) updateHandler() {
+	if c.gone {
+		return
+	}
+	var h aiosource.FDHandler
+	if !c.readOff {
+		h.Read = c.onReadable
+	}
+	if len(c.out) > 0 {
+		h.Write = c.onWritable
+	}
+	c.writing = h.Write != nil
+	if h.Read == nil && h.Write == nil {
+		// Paused with nothing to write: the client waits, unwatched, until its command in
+		// flight completes and reading resumes.
+		c.s.ioh.SetFDHandler(c.fd, aiosource.FDHandler{})
+		return
+	}
+	if err := c.s.ioh.SetFDHandler(c.fd, h); err != nil {
+		c.s.log.Warn("aiodemo: client handler", "client", c.id, "err", err)
+		c.close()
+	}
+}
+
+func (c *client) onReadable() {
+	n, err := unix.Read(c.fd, c.s.rbuf)
+	if n == 0 || (err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR)) {
+		c.close() // EOF or a reset: the client went away
+		return
+	}
+	if n < 0 {
+		return
+	}
+	data := c.s.rbuf[:n]
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		chunk := data
+		if i >= 0 {
+			chunk = data[:i]
+		}
+		if !c.discarding {
+			if len(c.in)+len(chunk) > maxLine {
+				c.discarding = true
+				c.in = c.in[:0]
+				c.enqueue(nil) // a nil line stands for "too long": its error keeps its place
+			} else {
+				c.in = append(c.in, chunk...)
+			}
+		}
+		if i < 0 {
+			break
+		}
+		if c.discarding {
+			c.discarding = false
+		} else {
+			line := make([]byte, len(c.in))
+			copy(line, c.in)
+			c.in = c.in[:0]
+			c.enqueue(line)
+		}
+		data = data[i+1:]
+		if c.gone {
+			return
+		}
+	}
+	c.backPressure()
+}
+
+// enqueue runs a line now, or queues it behind the command in flight.
+func (c *client) enqueue(line []byte) {
+	if c.busy || len(c.queue) > 0 {
+		c.queue = append(c.queue, line)
+		return
+	}
+	c.handleLine(line)
+}
+
+// backPressure pauses reading while too much is queued or buffered, and resumes it.
+func (c *client) backPressure() {
+	if c.gone {
+		return
+	}
+	pause := len(c.queue) >= maxQueued || len(c.out) >= outHighWater
+	if pause != c.readOff {
+		c.readOff = pause
+		c.updateHandler()
+	}
+}
+
+// drainQueue runs queued lines until one goes asynchronous.
+func (c *client) drainQueue() {
+	for !c.busy && len(c.queue) > 0 && !c.gone {
+		line := c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		c.handleLine(line)
+	}
+	c.backPressure()
+}
+
+func (c *client) handleLine(line []byte) {
+	s := c.s
+	if line == nil {
+		s.requests++
+		c.reply(&response{Error: genericError("request line longer than %d bytes", maxLine)})
+		return
+	}
+	if len(bytes.TrimSpace(line)) == 0 {
+		return
+	}
+	s.requests++
+	req, qerr := parseRequest(line)
+	if qerr != nil {
+		var id json.RawMessage
+		if req != nil {
+			id = req.ID
+		}
+		c.reply(&response{Error: qerr, ID: id})
+		return
+	}
+	s.execute(c, req)
+}
+
+// execute runs one command. Synchronous ones reply at once; sleep and sha256 mark the
+// client busy and reply from a timer or the thread pool.
+func (s *server) execute(c *client, req *request) {
+	fail := func(e *qmpError) { c.reply(&response{Error: e, ID: req.ID}) }
+	ok := func(v any) { c.reply(&response{Return: v, ID: req.ID}) }
+	a := newArgs(req.Args)
+	if !c.negotiated && req.Execute != "qmp_capabilities" {
+		fail(&qmpError{Class: "CommandNotFound", Desc: "Expecting capabilities negotiation with 'qmp_capabilities'"})
+		return
+	}
+	switch req.Execute {
+	case "qmp_capabilities":
+		if e := a.done(); e != nil {
+			fail(e)
+			return
+		}
+		if c.negotiated {
+			fail(&qmpError{Class: "CommandNotFound", Desc: "Capabilities negotiation is already complete, command ignored"})
+			return
+		}
+		c.negotiated = true
+		ok(struct{}{})
+	case "query-status":
+		if e := a.done(); e != nil {
+			fail(e)
+			return
+		}
+		ok(s.status())
+	case "echo":
+		data, e := a.any("data", true)
+		if e == nil {
+			e = a.done()
+		}
+		if e != nil {
+			fail(e)
+			return
+		}
+		ok(map[string]json.RawMessage{"data": data})
+	case "sleep":
+		ms, e := a.integer("ms", true, 0, 0, 60000)
+		if e == nil {
+			e = a.done()
+		}
+		if e != nil {
+			fail(e)
+			return
+		}
+		c.busy = true
+		id := req.ID
+		c.sleep = s.aio.NewTimer(aiosource.ClockRealtime, aiosource.ScaleMS, func() {
+			c.sleep = nil
+			c.busy = false
+			c.reply(&response{Return: map[string]int64{"slept_ms": ms}, ID: id})
+			c.drainQueue()
+		})
+		c.sleep.Mod(aiosource.ClockNS(aiosource.ClockRealtime)/aiosource.ScaleMS + ms)
+	case "sha256":
+		data, e := a.str("data", true)
+		var repeat int64
+		if e == nil {
+			repeat, e = a.integer("repeat", false, 1, 1, maxHashBytes)
+		}
+		if e == nil {
+			e = a.done()
+		}
+		if e != nil {
+			fail(e)
+			return
+		}
+		if int64(len(data))*repeat > maxHashBytes {
+			fail(genericError("sha256 input of %d bytes exceeds the limit of %d bytes", int64(len(data))*repeat, maxHashBytes))
+			return
+		}
+		c.busy = true
+		id := req.ID
+		var sum string
+		s.aio.Submit(func() error {
+			h := sha256.New()
+			b := []byte(data)
+			for i := int64(0); i < repeat; i++ {
+				h.Write(b)
+			}
+			sum = hex.EncodeToString(h.Sum(nil))
+			return nil
+		}, func(err error) {
+			c.busy = false
+			if err != nil {
+				c.reply(&response{Error: genericError("sha256: %v", err), ID: id})
+			} else {
+				c.reply(&response{Return: map[string]any{"sha256": sum, "bytes": int64(len(data)) * repeat}, ID: id})
+			}
+			c.drainQueue()
+		})
+	case "subscribe":
+		ms, e := a.integer("interval_ms", true, 0, 0, 60000)
+		if e == nil && ms != 0 && ms < 10 {
+			e = genericError("Parameter 'interval_ms' expects 0 (stop) or a value between 10 and 60000")
+		}
+		if e == nil {
+			e = a.done()
+		}
+		if e != nil {
+			fail(e)
+			return
+		}
+		c.subscribe(time.Duration(ms) * time.Millisecond)
+		ok(struct{}{})
+	case "quit":
+		if e := a.done(); e != nil {
+			fail(e)
+			return
+		}
+		ok(struct{}{})
+		s.shutdown("quit command")
+	default:
+		fail(&qmpError{Class: "CommandNotFound", Desc: fmt.Sprintf("The command %s has not been found", req.Execute)})
+	}
+}
+
+func (s *server) status() map[string]any {
+	aio, ioh := s.aio.Stats(), s.ioh.Stats()
+	return map[string]any{
+		"status":    "running",
+		"running":   true,
+		"uptime_ms": time.Since(s.start).Milliseconds(),
+		"clients":   len(s.clients),
+		"loop": map[string]uint64{
+			"aio_dispatches":  aio.Dispatches,
+			"bhs":             aio.BHs,
+			"timers":          aio.Timers,
+			"fd_handlers":     ioh.Handlers,
+			"ioh_dispatches":  ioh.Dispatches,
+			"eventfd_wakeups": aio.Kicks + ioh.Kicks,
+		},
+		"requests": s.requests,
+		"errors":   s.errors,
+		"events":   s.events,
+	}
+}
+
+// subscribe starts, changes or (every == 0) stops the client's TICK events, which an
+// AIO timer on the main context produces.
+func (c *client) subscribe(every time.Duration) {
+	if c.tick != nil {
+		c.tick.Del()
+		c.tick = nil
+	}
+	c.tickEvery = every
+	if every == 0 {
+		return
+	}
+	c.tick = c.s.aio.NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, func() {
+		c.tickSeq++
+		c.event("TICK", map[string]int64{"seq": c.tickSeq, "interval_ms": c.tickEvery.Milliseconds()})
+		c.tick.ModNS(aiosource.ClockNS(aiosource.ClockRealtime) + int64(c.tickEvery))
+	})
+	c.tick.ModNS(aiosource.ClockNS(aiosource.ClockRealtime) + int64(every))
+}
+
+func (c *client) reply(r *response) {
+	if r.Error != nil {
+		c.s.errors++
+	}
+	c.send(r)
+}
+
+func (c *client) event(name string, data any) {
+	if len(c.out) >= outHighWater {
+		c.s.dropped++ // a client that does not read loses events, never replies
+		return
+	}
+	c.s.events++
+	c.send(&event{Event: name, Data: data, Timestamp: now()})
+}
+
+// send buffers one JSON line and makes sure the write handler is installed.
+func (c *client) send(v any) {
+	if c.gone {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(&response{Error: genericError("internal error: %v", err)})
+	}
+	c.out = append(c.out, b...)
+	c.out = append(c.out, '\n')
+	if !c.writing {
+		c.updateHandler()
+	}
+}
+
+func (c *client) onWritable() {
+	for len(c.out) > 0 {
+		n, err := unix.SendmsgN(c.fd, c.out, nil, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+		if err != nil {
+			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+				return
+			}
+			c.close() // EPIPE, ECONNRESET: gone in the middle of a reply
+			return
+		}
+		c.out = c.out[n:]
+	}
+	c.out = nil // drop the big array once flushed
+	c.updateHandler()
+	c.backPressure()
+	if c.s.closing {
+		c.s.maybeFinish()
+	}
+}
+
+// close forgets the client: its handler, fd, timers; replies still in flight are
+// dropped when they complete.
+func (c *client) close() {
+	if c.gone {
+		return
+	}
+	c.gone = true
+	c.s.ioh.SetFDHandler(c.fd, aiosource.FDHandler{})
+	unix.Close(c.fd)
+	delete(c.s.clients, c.fd)
+	if c.tick != nil {
+		c.tick.Del()
+		c.tick = nil
+	}
+	if c.sleep != nil {
+		c.sleep.Del()
+		c.sleep = nil
+	}
+	c.queue, c.out, c.in = nil, nil, nil
+	if c.s.closing {
+		c.s.maybeFinish()
+	}
+}
+
+func (s *server) onSignal(sig syscall.Signal) {
+	s.log.Info("aiodemo: signal", "signal", sig.String())
+	s.shutdown("signal " + sig.String())
+}
+
+// shutdown stops accepting and lets every client's output drain (up to 2 s), then ends
+// the loop.
+func (s *server) shutdown(why string) {
+	if s.closing {
+		return
+	}
+	s.closing = true
+	s.log.Info("aiodemo: shutting down", "reason", why)
+	s.closeListeners()
+	for _, c := range s.clients {
+		if c.tick != nil {
+			c.tick.Del()
+			c.tick = nil
+		}
+		c.readOff = true
+		c.updateHandler()
+	}
+	s.deadline = s.aio.NewTimer(aiosource.ClockRealtime, aiosource.ScaleMS, func() {
+		s.log.Warn("aiodemo: clients did not drain in time; closing them")
+		s.ml.Quit()
+	})
+	s.deadline.Mod(aiosource.ClockNS(aiosource.ClockRealtime)/aiosource.ScaleMS + 2000)
+	s.maybeFinish()
+}
+
+// maybeFinish ends the loop once every client flushed its output and no command is in
+// flight.
+func (s *server) maybeFinish() {
+	for _, c := range s.clients {
+		if len(c.out) > 0 || c.busy {
+			return
+		}
+	}
+	s.ml.Quit()
+}
+
+func (s *server) closeListeners() {
+	for _, fd := range s.lfds {
+		s.ioh.SetFDHandler(fd, aiosource.FDHandler{})
+		unix.Close(fd)
+	}
+	s.lfds = nil
+	if s.cfg.Socket != "" {
+		os.Remove(s.cfg.Socket)
+	}
+}
+
+// teardown runs after the loop ended: every client, timer, BH and source goes, and the
+// contexts must close with nothing alive.
+func (s *server) teardown() error {
+	s.closing = true
+	s.closeListeners()
+	for _, c := range s.clients {
+		c.close()
+	}
+	if s.deadline != nil {
+		s.deadline.Del()
+	}
+	if s.statsID != 0 {
+		s.mc.RemoveSource(s.statsID)
+	}
+	if s.sig != nil {
+		s.sig.close()
+	}
+	s.logStats()
+	if err := s.ml.Close(); err != nil {
+		return fmt.Errorf("contexts closed with live work: %w", err)
+	}
+	return nil
+}
+
+func (s *server) logStats() {
+	aio, ioh := s.aio.Stats(), s.ioh.Stats()
+	s.log.Info("aiodemo: stats",
+		"uptime", time.Since(s.start).Round(time.Millisecond).String(),
+		"clients", len(s.clients), "accepted", s.accepted,
+		"requests", s.requests, "errors", s.errors, "events", s.events, "dropped_events", s.dropped,
+		"aio_dispatches", aio.Dispatches, "bhs", aio.BHs, "timers", aio.Timers,
+		"ioh_dispatches", ioh.Dispatches, "fd_handlers", ioh.Handlers,
+		"eventfd_wakeups", aio.Kicks+ioh.Kicks)
+}
