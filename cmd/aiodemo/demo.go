@@ -93,8 +93,8 @@ func (t transcript) note(format string, args ...any) {
 		fmt.Fprintf(t.w, "\n# "+format+"\n", args...)
 	}
 }
-func (t transcript) sent(who string, line []byte)   { fmt.Fprintf(t.w, "%s -> %s\n", who, line) }
-func (t transcript) got(who string, line []byte)    { fmt.Fprintf(t.w, "%s <- %s\n", who, line) }
+func (t transcript) sent(who string, line []byte) { fmt.Fprintf(t.w, "%s -> %s\n", who, line) }
+func (t transcript) got(who string, line []byte)  { fmt.Fprintf(t.w, "%s <- %s\n", who, line) }
 
 // scriptConn is one scripted client.
 type scriptConn struct {
