@@ -78,6 +78,7 @@ type client struct {
 	tick       *aiosource.Timer
 	tickEvery  time.Duration
 	tickSeq    int64
+	eof        bool // the client shut down its writing side: finish its requests, then close
 	gone       bool
 }
 
@@ -246,11 +247,19 @@ func (c *client) updateHandler() {
 
 func (c *client) onReadable() {
 	n, err := unix.Read(c.fd, c.s.rbuf)
-	if n == 0 || (err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR)) {
-		c.close() // EOF or a reset: the client went away
+	if err != nil {
+		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
+			c.close() // a reset: the client went away
+		}
 		return
 	}
-	if n < 0 {
+	if n == 0 {
+		// End of requests. The replies to the ones already read still go out (a client
+		// may half-close after its last request); then the connection closes.
+		c.eof = true
+		c.readOff = true
+		c.updateHandler()
+		c.maybeDone()
 		return
 	}
 	data := c.s.rbuf[:n]
@@ -302,7 +311,7 @@ func (c *client) backPressure() {
 	if c.gone {
 		return
 	}
-	pause := len(c.queue) >= maxQueued || len(c.out) >= outHighWater
+	pause := c.eof || len(c.queue) >= maxQueued || len(c.out) >= outHighWater
 	if pause != c.readOff {
 		c.readOff = pause
 		c.updateHandler()
@@ -318,6 +327,15 @@ func (c *client) drainQueue() {
 		c.handleLine(line)
 	}
 	c.backPressure()
+	c.maybeDone()
+}
+
+// maybeDone closes a client that half-closed once everything it asked for is answered
+// and flushed.
+func (c *client) maybeDone() {
+	if c.eof && !c.gone && !c.busy && len(c.queue) == 0 && len(c.out) == 0 {
+		c.close()
+	}
 }
 
 func (c *client) handleLine(line []byte) {
@@ -549,6 +567,7 @@ func (c *client) onWritable() {
 	c.out = nil // drop the big array once flushed
 	c.updateHandler()
 	c.backPressure()
+	c.maybeDone()
 	if c.s.closing {
 		c.s.maybeFinish()
 	}
