@@ -24,6 +24,7 @@ type BH struct {
 	fn    func()
 	flags atomic.Uint32
 	next  *BH // list link, written by the goroutine that pushes the BH while it owns it
+	wp    *glibloop.WatchPoint
 }
 
 // bhSlice is the part of the BH list that one (possibly nested) bhPoll took.
@@ -35,7 +36,7 @@ var oneshotPool = sync.Pool{New: func() any { return new(BH) }}
 // report and in statistics. Delete it when it is no longer needed. After Close it
 // returns a BH whose methods do nothing.
 func (c *Context) NewBH(name string, fn func()) *BH {
-	b := &BH{ctx: c, name: name, fn: fn}
+	b := &BH{ctx: c, name: name, fn: fn, wp: glibloop.NewWatchPoint("BH", name, fn)}
 	c.bhMu.Lock()
 	if c.closed.Load() {
 		b.flags.Store(bhDeleted)
@@ -167,10 +168,10 @@ func (c *Context) bhPoll() bool {
 			if flags&bhOneshot != 0 {
 				fn := b.fn
 				c.freeOneshot(b)
-				fn()
+				c.call(c.oneshotWP, fn)
 				continue
 			}
-			b.fn()
+			c.call(b.wp, b.fn)
 		} else if flags&bhOneshot != 0 {
 			c.freeOneshot(b)
 		}

@@ -74,6 +74,9 @@ type Context struct {
 
 	pool pool // the thread pool (pool.go)
 
+	slot      glibloop.WatchSlot   // the callback running now (statistics, stall watchdog)
+	oneshotWP *glibloop.WatchPoint // shared by all oneshot BHs
+
 	stats struct {
 		dispatches, polls, bhs, handlers, timers atomic.Uint64
 	}
@@ -113,6 +116,7 @@ type level struct {
 // use Attach, or drive it with Poll.
 func New() (*Context, error) {
 	c := &Context{liveBHs: map[*BH]struct{}{}}
+	c.oneshotWP = glibloop.NewWatchPoint("BH", "oneshot", nil)
 	r, err := glibloop.NewReactor(c.dispatch, c.finalize)
 	if err != nil {
 		return nil, err
@@ -122,7 +126,44 @@ func New() (*Context, error) {
 	c.src.SetCanRecurse(true) // as QEMU: a nested loop inside a callback may dispatch it again
 	c.table.Store(&fdTable{})
 	c.pool.init(c)
+	glibloop.RegisterWatchSlot(&c.slot)
 	return c, nil
+}
+
+// call runs one callback between the watch slot's Begin and End, so its time counts
+// in its statistics and a stall in it is seen by the watchdog, panic or not.
+func (c *Context) call(wp *glibloop.WatchPoint, fn func()) {
+	st := c.slot.Begin(wp)
+	defer c.slot.End(st)
+	fn()
+}
+
+// CallbackStats returns the statistics of the context's callbacks: every BH made by
+// NewBH and not deleted, all oneshot BHs together, every registered fd handler and
+// every pending timer, the longest-running first.
+func (c *Context) CallbackStats() []glibloop.CallbackStats {
+	var out []glibloop.CallbackStats
+	c.bhMu.Lock()
+	for b := range c.liveBHs {
+		out = append(out, b.wp.Stats())
+	}
+	c.bhMu.Unlock()
+	out = append(out, c.oneshotWP.Stats())
+	t := c.table.Load()
+	for i := range t.slots {
+		if n := t.slots[i].Load(); n != nil {
+			out = append(out, n.wpRead.Stats(), n.wpWrite.Stats())
+		}
+	}
+	c.tmu.Lock()
+	for ct := range c.clocks {
+		for tm := c.clocks[ct].head; tm != nil; tm = tm.next {
+			out = append(out, tm.wp.Stats())
+		}
+	}
+	c.tmu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Max > out[j].Max })
+	return out
 }
 
 // Source returns the context's GSource (aio_get_g_source): the same one on every call.
@@ -213,7 +254,10 @@ func (c *Context) Close() error {
 // finalize runs when GLib finalizes the context's GSource. If something other than Close
 // dropped the last reference (a GMainContext that died with the source attached still
 // holds none: the Context keeps its own), the context is closed from here on.
-func (c *Context) finalize() { c.closed.Store(true) }
+func (c *Context) finalize() {
+	c.closed.Store(true)
+	glibloop.UnregisterWatchSlot(&c.slot)
+}
 
 // LeakError is returned by Close when the context still had live work.
 type LeakError struct {

@@ -33,9 +33,10 @@ const (
 // place: SetFDHandler makes a new node and marks the old one deleted, so a walker that
 // already holds the old node sees the flag and skips it.
 type fdNode struct {
-	fd      int
-	h       FDHandler
-	deleted atomic.Bool
+	fd              int
+	h               FDHandler
+	deleted         atomic.Bool
+	wpRead, wpWrite *glibloop.WatchPoint // PollReady counts as read
 
 	// Owned by the thread that drives the context.
 	inPoll    bool  // on c.pollHandlers
@@ -117,7 +118,16 @@ func (c *Context) SetFDHandler(fd int, h FDHandler) error {
 			return fmt.Errorf("aiosource: watch fd %d: %w", fd, err)
 		}
 		n := &fdNode{fd: fd, h: h}
-		t = c.slot(fd)
+		if old != nil {
+			// The statistics are the fd's: they carry over when its handler is replaced.
+			n.wpRead, n.wpWrite = old.wpRead, old.wpWrite
+			n.wpRead.SetFunc(h.Read)
+			n.wpWrite.SetFunc(h.Write)
+		} else {
+			n.wpRead = glibloop.NewWatchPoint("fd handler", fmt.Sprintf("fd %d read", fd), h.Read)
+			n.wpWrite = glibloop.NewWatchPoint("fd handler", fmt.Sprintf("fd %d write", fd), h.Write)
+		}
+		t = c.tableFor(fd)
 		t.slots[fd].Store(n)
 		delta := int32(0)
 		if h.Poll == nil {
@@ -142,8 +152,8 @@ func (c *Context) SetFDHandler(fd int, h FDHandler) error {
 	return nil
 }
 
-// slot returns a table with room for fd, growing it if needed. c.mu is held.
-func (c *Context) slot(fd int) *fdTable {
+// tableFor returns a table with room for fd, growing it if needed. c.mu is held.
+func (c *Context) tableFor(fd int) *fdTable {
 	t := c.table.Load()
 	if fd < len(t.slots) {
 		return t
@@ -224,18 +234,18 @@ func (c *Context) dispatchHandler(n *fdNode, revents uint32) bool {
 			}
 		}()
 		c.stats.handlers.Add(1)
-		h.PollReady()
+		c.call(n.wpRead, h.PollReady)
 		return true
 	}
 	progress := false
 	if revents&condRead != 0 && h.Read != nil {
 		c.stats.handlers.Add(1)
-		h.Read()
+		c.call(n.wpRead, h.Read)
 		progress = true
 	}
 	if revents&condWrite != 0 && h.Write != nil && !n.deleted.Load() {
 		c.stats.handlers.Add(1)
-		h.Write()
+		c.call(n.wpWrite, h.Write)
 		progress = true
 	}
 	return progress

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"time"
 	_ "unsafe" // for go:linkname
+
+	"github.com/glibaio/glibaio/glibloop"
 )
 
 // ClockType selects the clock of a timer (QEMUClockType). Clocks run in this order.
@@ -63,6 +65,7 @@ type Timer struct {
 	fn     func()
 	expire int64 // ns; -1 when not pending. Guarded by ctx.tmu.
 	next   *Timer
+	wp     *glibloop.WatchPoint
 }
 
 // timerList is one clock's pending timers, sorted by expire time, FIFO among equals.
@@ -78,7 +81,8 @@ func (c *Context) NewTimer(t ClockType, scale int64, fn func()) *Timer {
 	if scale < 1 {
 		scale = ScaleNS
 	}
-	return &Timer{ctx: c, clock: t, scale: scale, fn: fn, expire: -1}
+	return &Timer{ctx: c, clock: t, scale: scale, fn: fn, expire: -1,
+		wp: glibloop.NewWatchPoint("timer", funcName(fn)+" on clock "+t.String(), fn)}
 }
 
 // Mod arms the timer to expire at expire, in its scale (timer_mod), replacing any
@@ -234,7 +238,7 @@ func (c *Context) runTimers() bool {
 			c.armed.Add(-1)
 			c.tmu.Unlock()
 			c.stats.timers.Add(1)
-			t.fn()
+			c.call(t.wp, t.fn)
 			progress = true
 		}
 	}

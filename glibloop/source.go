@@ -9,6 +9,7 @@ import "C"
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,9 @@ type Source struct {
 	mu     sync.Mutex
 	tags   map[FDTag]struct{} // unix fds added and not removed
 	parent *Source            // set while this is a child source
+
+	slot WatchSlot   // the Dispatch running now, for the stall watchdog
+	wp   *WatchPoint // Dispatch's statistics
 }
 
 // NewSource creates a GSource whose callbacks are f's methods. The caller owns the one
@@ -70,8 +74,15 @@ type Source struct {
 // GLib's defaults: PriorityDefault, no name, can_recurse false, no ready time.
 func NewSource(f SourceFuncs) *Source {
 	s := &Source{funcs: f}
+	s.wp = NewWatchPoint("source dispatch", fmt.Sprintf("%T", f), nil)
+	s.wp.pc.Store(methodPC(f))
+	RegisterWatchSlot(&s.slot)
 	cs := &cshim.Source{
-		Dispatch: func() bool { return f.Dispatch(s) },
+		Dispatch: func() bool {
+			st := s.slot.Begin(s.wp)
+			defer s.slot.End(st)
+			return f.Dispatch(s)
+		},
 		Finalize: s.finalize,
 		Describe: func() string { return fmt.Sprintf("source %q (%T)", s.Name(), f) },
 		Owner:    s,
@@ -92,6 +103,7 @@ func NewSource(f SourceFuncs) *Source {
 
 func (s *Source) finalize() {
 	atomic.StorePointer(&s.ptr, nil) // from here on every method is a no-op
+	UnregisterWatchSlot(&s.slot)
 	if s.fin != nil {
 		s.fin.Finalize(s)
 	}
@@ -190,6 +202,9 @@ func (s *Source) SetName(name string) {
 		return
 	}
 	s.name.Store(&name)
+	if s.wp != nil {
+		s.wp.SetName(name)
+	}
 	cs := C.CString(name)
 	C.g_source_set_name(p, cs)
 	C.free(unsafe.Pointer(cs))
@@ -378,6 +393,24 @@ func CurrentSource() *Source {
 func gbool(b bool) C.gboolean {
 	if b {
 		return 1
+	}
+	return 0
+}
+
+// DispatchStats returns the statistics of the source's Dispatch calls (Go-defined
+// sources only): how many, and their total and longest time.
+func (s *Source) DispatchStats() CallbackStats {
+	if s.wp == nil {
+		return CallbackStats{}
+	}
+	return s.wp.Stats()
+}
+
+// methodPC finds the code of f's Dispatch method, so the stall watchdog can find the
+// goroutine inside it.
+func methodPC(f SourceFuncs) uintptr {
+	if m, ok := reflect.TypeOf(f).MethodByName("Dispatch"); ok {
+		return m.Func.Pointer()
 	}
 	return 0
 }

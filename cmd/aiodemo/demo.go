@@ -39,7 +39,8 @@ func cmdDemo(argv []string) error {
 		},
 	}))
 	go func() {
-		served <- serve(context.Background(), serverConfig{Socket: socket, StatsInterval: 250 * time.Millisecond, Log: logger, Ready: ready})
+		served <- serve(context.Background(), serverConfig{Socket: socket, StatsInterval: 250 * time.Millisecond,
+			Stall: 250 * time.Millisecond, Log: logger, Ready: ready})
 	}()
 	select {
 	case <-ready:
@@ -280,6 +281,10 @@ func runScript(socket string, w io.Writer, narrate bool) error {
 	}
 	if narrate {
 		printStatus(w, reply)
+	}
+	t.note("query-callbacks: per-callback statistics, the longest first (what a stall hunt looks at)")
+	if err := step(a, `{"execute":"query-callbacks","id":"cb"}`, "return"); err != nil {
+		return err
 	}
 
 	t.note("quit: the server answers, flushes every client and shuts down")

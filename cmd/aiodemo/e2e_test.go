@@ -100,6 +100,7 @@ var normalizers = []struct {
 	{regexp.MustCompile(`"uptime_ms":\d+`), `"uptime_ms":N`},
 	{regexp.MustCompile(`"loop":\{[^}]*\}`), `"loop":L`},
 	{regexp.MustCompile(`"events":\d+`), `"events":N`},
+	{regexp.MustCompile(`"(aio-context|io-handler)":\[[^\]]*\]`), `"$1":[...]`},
 }
 
 func normalize(s string) string {

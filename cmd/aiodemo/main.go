@@ -77,9 +77,10 @@ func cmdServe(argv []string) error {
 	tcp := fs.String("tcp", "", "also listen on TCP, e.g. 127.0.0.1:4444 (a bare port means loopback)")
 	stats := fs.Duration("stats", 10*time.Second, "log statistics this often from a plain GLib timeout source (0: never)")
 	maxClients := fs.Int("max-clients", 4096, "refuse connections beyond this many clients")
+	stall := fs.Duration("stall", 250*time.Millisecond, "log any callback that runs longer than this, with its stack (0: off)")
 	fs.Parse(argv)
 	return serve(context.Background(), serverConfig{
-		Socket: *socket, TCP: *tcp, StatsInterval: *stats, MaxClients: *maxClients,
+		Socket: *socket, TCP: *tcp, StatsInterval: *stats, MaxClients: *maxClients, Stall: *stall,
 		Log: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
 }

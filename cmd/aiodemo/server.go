@@ -25,6 +25,7 @@ type serverConfig struct {
 	Socket        string        // unix socket path ("" for none)
 	TCP           string        // host:port to listen on as well ("" for none)
 	StatsInterval time.Duration // the GLib timeout that logs statistics (0: off)
+	Stall         time.Duration // report callbacks that run longer than this (0: off)
 	MaxClients    int
 	Log           *slog.Logger
 	Ready         chan<- struct{} // closed once the sockets listen (for the demo and tests)
@@ -113,6 +114,13 @@ func serve(ctx context.Context, cfg serverConfig) error {
 	}
 	if cfg.StatsInterval > 0 {
 		s.statsID = glibloop.TimeoutAdd(s.mc, cfg.StatsInterval, func() bool { s.logStats(); return true })
+	}
+	if cfg.Stall > 0 {
+		glibloop.SetStallWatchdog(cfg.Stall, func(st glibloop.Stall) {
+			s.log.Warn("aiodemo: stalled callback", "kind", st.Kind, "name", st.Name,
+				"running_for", st.Duration.Round(time.Microsecond).String(), "stack", string(st.Stack))
+		})
+		defer glibloop.SetStallWatchdog(0, nil)
 	}
 	if cfg.Ready != nil {
 		close(cfg.Ready)
@@ -468,6 +476,12 @@ func (s *server) execute(c *client, req *request) {
 		}
 		c.subscribe(time.Duration(ms) * time.Millisecond)
 		ok(struct{}{})
+	case "query-callbacks":
+		if e := a.done(); e != nil {
+			fail(e)
+			return
+		}
+		ok(map[string]any{"aio-context": callbackTable(s.aio), "io-handler": callbackTable(s.ioh)})
 	case "quit":
 		if e := a.done(); e != nil {
 			fail(e)
@@ -478,6 +492,25 @@ func (s *server) execute(c *client, req *request) {
 	default:
 		fail(&qmpError{Class: "CommandNotFound", Desc: fmt.Sprintf("The command %s has not been found", req.Execute)})
 	}
+}
+
+// callbackTable lists a context's callbacks that ran, the longest first, for
+// query-callbacks: what a stall hunt looks at.
+func callbackTable(c *aiosource.Context) []map[string]any {
+	out := []map[string]any{}
+	for _, cs := range c.CallbackStats() {
+		if cs.Count == 0 {
+			continue
+		}
+		out = append(out, map[string]any{
+			"kind": cs.Kind, "name": cs.Name, "count": cs.Count,
+			"mean_us": cs.Mean().Microseconds(), "max_us": cs.Max.Microseconds(),
+		})
+		if len(out) == 8 {
+			break
+		}
+	}
+	return out
 }
 
 func (s *server) status() map[string]any {

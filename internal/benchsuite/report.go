@@ -40,6 +40,19 @@ func Run(cfg Config, progress func(string)) ([]Row, *Scaling, error) {
 	add(Row{Name: "fd round trip: eventfd write + GLib iteration + Go read handler", OursNS: o,
 		Baseline: "pure-C GSource", BaselineNS: b, Ratio: r, Target: "<= 1.15x", Pass: r <= 1.15})
 	cs.Close()
+
+	// 1b. The cost of callback statistics and the stall watchdog on that round trip.
+	progress("statistics and watchdog overhead")
+	glibloop.SetStallWatchdog(100*time.Millisecond, func(glibloop.Stall) {})
+	without := func(n int) time.Duration {
+		glibloop.SetCallbackStats(false)
+		defer glibloop.SetCallbackStats(true)
+		return fl.Drive(n)
+	}
+	o, b, r = interleave(cfg.Rounds, cfg.Ops, without, fl.Drive)
+	glibloop.SetStallWatchdog(0, nil)
+	add(Row{Name: "fd round trip with callback statistics and the stall watchdog on", OursNS: o,
+		Baseline: "statistics and watchdog off", BaselineNS: b, Ratio: r, Target: "<= 1.05x", Pass: r <= 1.05})
 	fl.Close()
 
 	// 2 and 3. Registered idle fds: flat in N, and against GLib's per-fd sources.

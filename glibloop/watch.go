@@ -1,0 +1,285 @@
+package glibloop
+
+import (
+	"bytes"
+	"log/slog"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+	_ "unsafe" // for go:linkname
+)
+
+// Callback statistics and the stall watchdog.
+//
+// Every callback a loop runs (a Go source's Dispatch; in aiosource, each BH, fd
+// handler and timer) is bracketed by Begin and End on the WatchSlot of the loop that
+// runs it. That records per-callback statistics (count, total and maximum time) on
+// its WatchPoint, and lets the watchdog goroutine, when enabled, see a callback that
+// has been running for longer than the threshold while it still runs: it reports its
+// kind, name and duration and the stack of the goroutine stuck in it. That answers the
+// first question of GTK users: what froze my UI?
+
+//go:linkname nanotime runtime.nanotime
+func nanotime() int64
+
+// WatchPoint names one callback and accumulates its statistics. Make it once per
+// callback (per BH, fd handler, timer or source), not per call.
+type WatchPoint struct {
+	kind string
+	name atomic.Pointer[string]
+	pc   atomic.Uintptr // the callback's code, to find its goroutine in a stack dump
+
+	count, totalNS, maxNS atomic.Int64
+}
+
+// NewWatchPoint makes a WatchPoint of a kind ("BH", "fd handler", "timer", "source
+// dispatch", ...) and name (BH name, "fd 7 read", source name, ...) for callback fn (any
+// func value, or nil).
+func NewWatchPoint(kind, name string, fn any) *WatchPoint {
+	p := &WatchPoint{kind: kind}
+	p.name.Store(&name)
+	p.SetFunc(fn)
+	return p
+}
+
+// SetFunc changes the callback the point stands for, keeping its statistics (a handler
+// replaced on the same fd, say).
+func (p *WatchPoint) SetFunc(fn any) { p.pc.Store(funcPC(fn)) }
+
+// SetName renames the point.
+func (p *WatchPoint) SetName(name string) { p.name.Store(&name) }
+
+// Name returns the point's name.
+func (p *WatchPoint) Name() string { return *p.name.Load() }
+
+// funcPC returns the entry of a func value's code.
+func funcPC(fn any) uintptr {
+	if fn == nil {
+		return 0
+	}
+	type eface struct {
+		typ, data unsafe.Pointer
+	}
+	e := (*eface)(unsafe.Pointer(&fn))
+	if e.data == nil {
+		return 0
+	}
+	// A func value points to a funcval whose first word is the code pointer.
+	return **(**uintptr)(unsafe.Pointer(&e.data))
+}
+
+// CallbackStats are a callback's statistics.
+type CallbackStats struct {
+	Kind, Name string
+	Count      int64
+	Total, Max time.Duration
+}
+
+// Mean is the mean time per call.
+func (s CallbackStats) Mean() time.Duration {
+	if s.Count == 0 {
+		return 0
+	}
+	return s.Total / time.Duration(s.Count)
+}
+
+// Stats returns the point's statistics.
+func (p *WatchPoint) Stats() CallbackStats {
+	return CallbackStats{Kind: p.kind, Name: p.Name(), Count: p.count.Load(),
+		Total: time.Duration(p.totalNS.Load()), Max: time.Duration(p.maxNS.Load())}
+}
+
+// WatchSlot tracks the callback running on one loop; nested callbacks (a nested
+// Poll or iteration) stack up through the values Begin returns.
+type WatchSlot struct {
+	start    atomic.Int64 // nanotime at Begin; 0 while no callback runs
+	what     atomic.Pointer[WatchPoint]
+	reported atomic.Int64 // the start time of the call already reported
+}
+
+// WatchState is what Begin returns and End restores.
+type WatchState struct {
+	start int64
+	what  *WatchPoint
+}
+
+var callbackStats atomic.Bool
+
+func init() { callbackStats.Store(true) }
+
+// SetCallbackStats turns the per-callback timing (statistics and watchdog) on or off
+// for the whole process; it is on by default and costs two clock reads per callback.
+func SetCallbackStats(on bool) { callbackStats.Store(on) }
+
+// Begin records that p starts on this slot.
+func (s *WatchSlot) Begin(p *WatchPoint) WatchState {
+	if !callbackStats.Load() {
+		return WatchState{start: -1}
+	}
+	prev := WatchState{start: s.start.Load(), what: s.what.Load()}
+	s.what.Store(p)
+	s.start.Store(nanotime())
+	return prev
+}
+
+// End records that the callback begun with Begin returned (or panicked), and restores
+// the enclosing one.
+func (s *WatchSlot) End(prev WatchState) {
+	if prev.start < 0 {
+		return
+	}
+	start := s.start.Load()
+	p := s.what.Load()
+	d := nanotime() - start
+	if p != nil {
+		p.count.Add(1)
+		p.totalNS.Add(d)
+		for {
+			m := p.maxNS.Load()
+			if d <= m || p.maxNS.CompareAndSwap(m, d) {
+				break
+			}
+		}
+	}
+	s.what.Store(prev.what)
+	s.start.Store(prev.start)
+}
+
+// Stall is one report of the watchdog: a callback that has run longer than the
+// threshold and was still running.
+type Stall struct {
+	Kind, Name string
+	Duration   time.Duration // how long it had run when the watchdog looked
+	// Stack holds the stacks of the goroutines running that callback at that moment
+	// (normally one: the loop's).
+	Stack []byte
+}
+
+// watchdog is the process-wide stall watchdog.
+var watchdog struct {
+	mu        sync.Mutex
+	slots     map[*WatchSlot]struct{}
+	threshold time.Duration
+	report    func(Stall)
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// RegisterWatchSlot makes a slot visible to the watchdog; UnregisterWatchSlot removes
+// it. Loops register their slot for as long as they live.
+func RegisterWatchSlot(s *WatchSlot) {
+	watchdog.mu.Lock()
+	if watchdog.slots == nil {
+		watchdog.slots = map[*WatchSlot]struct{}{}
+	}
+	watchdog.slots[s] = struct{}{}
+	watchdog.mu.Unlock()
+}
+
+// UnregisterWatchSlot undoes RegisterWatchSlot.
+func UnregisterWatchSlot(s *WatchSlot) {
+	watchdog.mu.Lock()
+	delete(watchdog.slots, s)
+	watchdog.mu.Unlock()
+}
+
+// SetStallWatchdog starts the watchdog: any callback that runs longer than threshold
+// is reported once, while it is still running, to report (nil: log/slog at level Warn
+// with the stack). A threshold of 0 stops the watchdog and its goroutine. It is off by
+// default.
+func SetStallWatchdog(threshold time.Duration, report func(Stall)) {
+	watchdog.mu.Lock()
+	stop, done := watchdog.stop, watchdog.done
+	watchdog.stop, watchdog.done = nil, nil
+	watchdog.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
+	if threshold <= 0 {
+		return
+	}
+	if report == nil {
+		report = logStall
+	}
+	watchdog.mu.Lock()
+	watchdog.threshold, watchdog.report = threshold, report
+	watchdog.stop, watchdog.done = make(chan struct{}), make(chan struct{})
+	go watchLoop(threshold, report, watchdog.stop, watchdog.done)
+	watchdog.mu.Unlock()
+}
+
+func logStall(s Stall) {
+	slog.Warn("glibaio: stalled callback", "kind", s.Kind, "name", s.Name,
+		"running_for", s.Duration.Round(time.Microsecond).String(), "stack", string(s.Stack))
+}
+
+func watchLoop(threshold time.Duration, report func(Stall), stop, done chan struct{}) {
+	defer close(done)
+	tick := time.NewTicker(max(threshold/4, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		now := nanotime()
+		var stalls []Stall
+		var pcs []uintptr
+		watchdog.mu.Lock()
+		for s := range watchdog.slots {
+			start := s.start.Load()
+			p := s.what.Load()
+			if start <= 0 || p == nil || now-start < int64(threshold) || s.reported.Load() == start {
+				continue
+			}
+			s.reported.Store(start)
+			stalls = append(stalls, Stall{Kind: p.kind, Name: p.Name(), Duration: time.Duration(now - start)})
+			pcs = append(pcs, p.pc.Load())
+		}
+		watchdog.mu.Unlock()
+		if len(stalls) == 0 {
+			continue
+		}
+		dump := allStacks()
+		for i := range stalls {
+			stalls[i].Stack = goroutinesRunning(dump, pcs[i])
+			report(stalls[i])
+		}
+	}
+}
+
+func allStacks() []byte {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return buf[:n]
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// goroutinesRunning picks, from a full dump, the goroutines whose stack contains the
+// function at pc (or, without one, every goroutine inside a glibaio dispatch).
+func goroutinesRunning(dump []byte, pc uintptr) []byte {
+	marker := "glibaio/"
+	if pc != 0 {
+		if f := runtime.FuncForPC(pc); f != nil {
+			marker = f.Name()
+		}
+	}
+	var out [][]byte
+	for _, g := range bytes.Split(dump, []byte("\n\n")) {
+		if bytes.Contains(g, []byte(marker)) && !bytes.Contains(g, []byte("glibloop.watchLoop")) {
+			out = append(out, g)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return []byte(strings.TrimSpace(string(bytes.Join(out, []byte("\n\n")))))
+}
