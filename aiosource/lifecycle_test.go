@@ -69,7 +69,8 @@ func TestCloseReportsLeaks(t *testing.T) {
 
 func leakyTimerCallback() {}
 
-// Concurrent Schedule, Notify and Mod while the context closes never crash.
+// Concurrent Schedule, Notify and Mod from other goroutines while the context closes
+// never crash. (Close itself runs on the loop's side: after the last Poll.)
 func TestCloseRacesWithProducers(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		c, _ := aiosource.New()
@@ -95,12 +96,15 @@ func TestCloseRacesWithProducers(t *testing.T) {
 				}
 			}()
 		}
+		polled := make(chan struct{})
 		go func() {
+			defer close(polled)
 			for j := 0; j < 50; j++ {
 				c.Poll(false)
 			}
 		}()
 		time.Sleep(2 * time.Millisecond)
+		<-polled
 		bh.Delete()
 		c.Close()
 		close(stop)
