@@ -1,0 +1,170 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"time"
+
+	"github.com/glibaio/glibaio/aiosource"
+	"github.com/glibaio/glibaio/glibloop"
+	"golang.org/x/sys/unix"
+)
+
+// view is what the model shows; the GTK window implements it, and so does the test's
+// fake. Every method is called on the GLib loop thread.
+type view interface {
+	SetFDEvents(events, bytes int64)
+	SetProgress(done, total int)
+	SetFlood(text string)
+	SetLateness(text string)
+}
+
+// model is the demo's AIO wiring, free of GTK: a child process's pipe watched by an fd
+// handler on io-handler, Submit jobs on the thread pool, a BH flood and a 16 ms AIO timer
+// whose lateness is measured, all on the MainLoop attached to the GTK context.
+type model struct {
+	ml *aiosource.MainLoop
+	v  view
+
+	child     *exec.Cmd
+	pipe      int
+	fdEvents  int64
+	fdBytes   int64
+	jobsDone  int
+	jobsTotal int
+
+	timer   *aiosource.Timer
+	expire  int64
+	samples []time.Duration
+
+	flooding bool
+	floodRan int
+}
+
+const timerPeriod = 16 * time.Millisecond
+
+func newModel(mc *glibloop.MainContext, v view) (*model, error) {
+	ml, err := aiosource.NewMainLoop(mc)
+	if err != nil {
+		return nil, err
+	}
+	m := &model{ml: ml, v: v, pipe: -1}
+	m.timer = ml.AioContext().NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, m.onTimer)
+	m.armTimer()
+	return m, nil
+}
+
+// startChild runs a child process that writes a line every 20 ms; its pipe is an fd
+// handler on io-handler, as a chardev in QEMU.
+func (m *model) startChild() error {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		return err
+	}
+	w := os.NewFile(uintptr(p[1]), "child-stdout")
+	m.child = exec.Command("sh", "-c", "while :; do echo tick; sleep 0.02; done")
+	m.child.Stdout = w
+	if err := m.child.Start(); err != nil {
+		w.Close()
+		unix.Close(p[0])
+		return err
+	}
+	w.Close()
+	m.pipe = p[0]
+	return m.ml.SetFDHandler(m.pipe, m.onPipe, nil)
+}
+
+func (m *model) onPipe() {
+	var buf [4096]byte
+	n, err := unix.Read(m.pipe, buf[:])
+	if n <= 0 && err != unix.EAGAIN {
+		m.ml.SetFDHandler(m.pipe, nil, nil) // the child is gone
+		return
+	}
+	if n > 0 {
+		m.fdEvents++
+		m.fdBytes += int64(n)
+		m.v.SetFDEvents(m.fdEvents, m.fdBytes)
+	}
+}
+
+// startJobs submits n blocking jobs to the thread pool; each completion, on the loop,
+// moves the progress bar.
+func (m *model) startJobs(n int, each time.Duration) {
+	m.jobsTotal += n
+	m.v.SetProgress(m.jobsDone, m.jobsTotal)
+	for i := 0; i < n; i++ {
+		m.ml.AioContext().Submit(func() error {
+			time.Sleep(each) // blocking work, off the loop
+			return nil
+		}, func(error) {
+			m.jobsDone++
+			m.v.SetProgress(m.jobsDone, m.jobsTotal)
+		})
+	}
+}
+
+// flood schedules n oneshot BHs from 4 goroutines and reports the throughput when the
+// last one has run. The window stays responsive: BH passes interleave with GTK events.
+func (m *model) flood(n int) {
+	if m.flooding {
+		return
+	}
+	m.flooding, m.floodRan = true, 0
+	m.v.SetFlood(fmt.Sprintf("flooding %d BHs...", n))
+	ctx := m.ml.AioContext()
+	start := time.Now()
+	done := func() {
+		m.floodRan++
+		if m.floodRan == n {
+			el := time.Since(start)
+			m.flooding = false
+			m.v.SetFlood(fmt.Sprintf("%d BHs in %v: %.1f M BHs/s", n, el.Round(time.Millisecond), float64(n)/el.Seconds()/1e6))
+		}
+	}
+	per := n / 4
+	for g := 0; g < 4; g++ {
+		k := per
+		if g == 3 {
+			k = n - 3*per
+		}
+		go func() {
+			for i := 0; i < k; i++ {
+				ctx.ScheduleOneshot(done)
+			}
+		}()
+	}
+}
+
+func (m *model) armTimer() {
+	m.expire = aiosource.ClockNS(aiosource.ClockRealtime) + int64(timerPeriod)
+	m.timer.ModNS(m.expire)
+}
+
+// onTimer measures how late the 16 ms timer runs and shows p50 and max of the last
+// 60 expiries.
+func (m *model) onTimer() {
+	late := time.Duration(aiosource.ClockNS(aiosource.ClockRealtime) - m.expire)
+	m.samples = append(m.samples, late)
+	if len(m.samples) > 60 {
+		m.samples = m.samples[1:]
+	}
+	s := slices.Clone(m.samples)
+	slices.Sort(s)
+	m.v.SetLateness(fmt.Sprintf("16 ms AIO timer lateness: p50 %v, max %v", s[len(s)/2].Round(time.Microsecond), s[len(s)-1].Round(time.Microsecond)))
+	m.armTimer()
+}
+
+// close stops the child and closes the contexts; it reports anything left alive.
+func (m *model) close() error {
+	m.timer.Del()
+	if m.child != nil {
+		m.child.Process.Kill()
+		m.child.Wait()
+		m.ml.SetFDHandler(m.pipe, nil, nil)
+		unix.Close(m.pipe)
+	}
+	return m.ml.Close()
+}
