@@ -221,6 +221,10 @@ func (c *Context) dispatchHandler(n *fdNode, revents uint32) bool {
 		return false
 	}
 	h := n.h
+	if revents&glibloop.EventNVAL != 0 {
+		c.dropClosedFD(n)
+		return false
+	}
 	// Handlers join busy polling the first time they fire.
 	if !n.inPoll && h.Poll != nil {
 		c.addPollHandler(n)
@@ -250,6 +254,39 @@ func (c *Context) dispatchHandler(n *fdNode, revents uint32) bool {
 	}
 	return progress
 }
+
+// dropClosedFD removes the handler of an fd that was closed while registered (the
+// kernel reported POLLNVAL), so the loop does not spin on it, and reports it.
+func (c *Context) dropClosedFD(n *fdNode) {
+	c.mu.Lock()
+	t := c.table.Load()
+	if t.get(int32(n.fd)) == n {
+		c.r.Delete(n.fd)
+		t.slots[n.fd].Store(nil)
+		c.nodes.Add(-1)
+		if n.h.Poll == nil {
+			c.pollDisableCnt.Add(-1)
+		}
+		n.deleted.Store(true)
+		c.deleted = append(c.deleted, n)
+		c.ndeleted.Store(int32(len(c.deleted)))
+	}
+	c.mu.Unlock()
+	c.reportError(&ClosedFDError{FD: n.fd})
+}
+
+// ClosedFDError reports a registered fd that was closed without removing its handler
+// first; the handler has been removed. Below 64 registered fds the loop sees this at
+// once (POLLNVAL); above, epoll forgets a closed fd silently and its handler simply never
+// runs again, so the error surfaces when the handler is next changed or removed.
+type ClosedFDError struct{ FD int }
+
+func (e *ClosedFDError) Error() string {
+	return fmt.Sprintf("aiosource: fd %d was closed while its handler was registered; handler removed", e.FD)
+}
+
+// Unwrap returns EBADF.
+func (e *ClosedFDError) Unwrap() error { return unix.EBADF }
 
 func defaultErrorHandler(err error) { slog.Error("aiosource", "err", err) }
 

@@ -43,8 +43,21 @@ static void drain(int fd)
 		;
 }
 
-/* epoll_wait into r->ev, retried on EINTR; the kick and timer fds are drained and
- * dropped from the result. */
+
+
+static void push_event(cshim_reactor *r, int fd, guint32 events)
+{
+	if (r->nev == r->cap) {
+		r->cap *= 2;
+		r->ev = g_renew(cshim_event, r->ev, r->cap);
+	}
+	r->ev[r->nev].fd = fd;
+	r->ev[r->nev].events = events;
+	r->nev++;
+}
+
+/* epoll_wait, retried on EINTR, appending to r->ev; the kick and timer fds are drained
+ * and dropped. Returns 0 or -errno. */
 static int reactor_harvest(cshim_reactor *r, int timeout_ms)
 {
 	struct epoll_event ev[128];
@@ -53,11 +66,6 @@ static int reactor_harvest(cshim_reactor *r, int timeout_ms)
 		;
 	if (n < 0)
 		return -errno;
-	if (n > r->cap) {
-		r->cap = n;
-		r->ev = g_renew(cshim_event, r->ev, r->cap);
-	}
-	r->nev = 0;
 	for (int i = 0; i < n; i++) {
 		int fd = ev[i].data.fd;
 		if (fd == r->kickfd) {
@@ -66,12 +74,10 @@ static int reactor_harvest(cshim_reactor *r, int timeout_ms)
 			drain(fd);
 			r->armed = -1; /* expired: the next arm must write it again */
 		} else {
-			r->ev[r->nev].fd = fd;
-			r->ev[r->nev].events = ev[i].events;
-			r->nev++;
+			push_event(r, fd, ev[i].events);
 		}
 	}
-	return r->nev;
+	return 0;
 }
 
 /* GLib's prepare: announce that the loop may block (bit 0, with a full barrier so the
@@ -114,6 +120,14 @@ static gboolean reactor_dispatch(GSource *s, GSourceFunc cb, gpointer data)
 	(void)data;
 	cshim_reactor *r = REACTOR(s);
 	r->nev = 0;
+	g_mutex_lock(&r->lock);
+	/* poll backend: GLib polled each fd itself; its revents cost no syscall to read */
+	for (int i = 0; i < r->nreg; i++) {
+		GIOCondition rev = g_source_query_unix_fd(s, r->reg[i].tag);
+		if (rev)
+			push_event(r, r->reg[i].fd, rev);
+	}
+	g_mutex_unlock(&r->lock);
 	if (g_source_query_unix_fd(s, r->epfd_tag))
 		reactor_harvest(r, 0);
 	return cshimSourceDispatch(r->src.handle);
@@ -129,6 +143,9 @@ static void reactor_finalize(GSource *s)
 	close(r->epfd);
 	close(r->timerfd);
 	g_free(r->ev);
+	g_free(r->reg);
+	g_free(r->pfds);
+	g_mutex_clear(&r->lock);
 }
 
 GSourceFuncs cshim_reactor_funcs = {reactor_prepare, reactor_check, reactor_dispatch,
@@ -176,17 +193,150 @@ cshim_reactor *cshim_reactor_new(uintptr_t handle, cshim_reactor_words *w)
 	r->armed = -1;
 	r->cap = 16;
 	r->ev = g_new(cshim_event, r->cap);
+	g_mutex_init(&r->lock);
 	r->epfd_tag = g_source_add_unix_fd(s, epfd, G_IO_IN);
 	return r;
 }
 
 int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns)
 {
-	if (timeout_ns > 0)
-		reactor_arm(r, mono_ns() + timeout_ns); /* ns precision through the timerfd */
-	else if (timeout_ns < 0)
-		reactor_arm(r, -1);
-	return reactor_harvest(r, timeout_ns == 0 ? 0 : -1);
+	r->nev = 0;
+	g_mutex_lock(&r->lock);
+	if (r->epoll_mode) {
+		g_mutex_unlock(&r->lock);
+		if (timeout_ns > 0)
+			reactor_arm(r, mono_ns() + timeout_ns); /* ns precision through the timerfd */
+		else if (timeout_ns < 0)
+			reactor_arm(r, -1);
+		return reactor_harvest(r, timeout_ns == 0 ? 0 : -1);
+	}
+	/* poll backend: one ppoll over the epoll fd (kick, timer) and every fd, with a ns
+	 * timeout. A fd removed meanwhile may still report; the Go side ignores it. */
+	int n = r->nreg + 1;
+	if (n > r->pfdcap) {
+		r->pfdcap = n * 2;
+		r->pfds = g_renew(GPollFD, r->pfds, r->pfdcap);
+	}
+	r->pfds[0] = (GPollFD){.fd = r->epfd, .events = G_IO_IN};
+	for (int i = 0; i < r->nreg; i++)
+		r->pfds[i + 1] = (GPollFD){.fd = r->reg[i].fd, .events = r->reg[i].events};
+	g_mutex_unlock(&r->lock);
+	int ret = cshim_ppoll(r->pfds, n, timeout_ns);
+	if (ret < 0)
+		return ret;
+	for (int i = 1; i < n; i++)
+		if (r->pfds[i].revents)
+			push_event(r, r->pfds[i].fd, r->pfds[i].revents);
+	if (r->pfds[0].revents)
+		return reactor_harvest(r, 0);
+	return 0;
+}
+
+/* ---- the fd registry ------------------------------------------------------------------- */
+
+static int epctl(cshim_reactor *r, int op, int fd, guint32 events)
+{
+	struct epoll_event ev = {.events = events, .data.fd = fd};
+	return epoll_ctl(r->epfd, op, fd, &ev) < 0 ? -errno : 0;
+}
+
+static int reg_find(cshim_reactor *r, int fd)
+{
+	for (int i = 0; i < r->nreg; i++)
+		if (r->reg[i].fd == fd)
+			return i;
+	return -1;
+}
+
+/* Moves every fd into epoll, for good (fdmon_epoll_try_upgrade). */
+static void upgrade_to_epoll(cshim_reactor *r)
+{
+	for (int i = 0; i < r->nreg; i++) {
+		epctl(r, EPOLL_CTL_ADD, r->reg[i].fd, r->reg[i].events);
+		g_source_remove_unix_fd(&r->src.base, r->reg[i].tag);
+	}
+	g_free(r->reg);
+	r->reg = NULL;
+	r->nreg = r->regcap = 0;
+	r->epoll_mode = 1;
+}
+
+int cshim_reactor_add(cshim_reactor *r, int fd, guint32 events)
+{
+	int err = 0;
+	g_mutex_lock(&r->lock);
+	if (g_source_is_destroyed(&r->src.base)) {
+		err = -EBADF;
+	} else if (r->epoll_mode) {
+		err = epctl(r, EPOLL_CTL_ADD, fd, events);
+	} else if (reg_find(r, fd) >= 0) {
+		err = -EEXIST;
+	} else if ((err = epctl(r, EPOLL_CTL_ADD, fd, events)) == 0) {
+		/* epoll accepted it, so poll can watch it too; epoll_ctl gave the errors that
+		 * a closed or unpollable fd must get. */
+		epctl(r, EPOLL_CTL_DEL, fd, 0);
+		if (r->nreg + 1 >= CSHIM_EPOLL_THRESHOLD) {
+			upgrade_to_epoll(r);
+			err = epctl(r, EPOLL_CTL_ADD, fd, events);
+		} else {
+			if (r->nreg == r->regcap) {
+				r->regcap = r->regcap ? r->regcap * 2 : 8;
+				r->reg = g_renew(cshim_reg, r->reg, r->regcap);
+			}
+			r->reg[r->nreg].fd = fd;
+			r->reg[r->nreg].events = events;
+			r->reg[r->nreg].tag = g_source_add_unix_fd(&r->src.base, fd, (GIOCondition)events);
+			r->nreg++;
+		}
+	}
+	g_mutex_unlock(&r->lock);
+	return err;
+}
+
+int cshim_reactor_mod(cshim_reactor *r, int fd, guint32 events)
+{
+	int err = 0;
+	g_mutex_lock(&r->lock);
+	if (r->epoll_mode) {
+		err = epctl(r, EPOLL_CTL_MOD, fd, events);
+	} else {
+		int i = reg_find(r, fd);
+		if (i < 0) {
+			err = -ENOENT;
+		} else {
+			r->reg[i].events = events;
+			g_source_modify_unix_fd(&r->src.base, r->reg[i].tag, (GIOCondition)events);
+		}
+	}
+	g_mutex_unlock(&r->lock);
+	return err;
+}
+
+int cshim_reactor_del(cshim_reactor *r, int fd)
+{
+	int err = 0;
+	g_mutex_lock(&r->lock);
+	if (r->epoll_mode) {
+		err = epctl(r, EPOLL_CTL_DEL, fd, 0);
+	} else {
+		int i = reg_find(r, fd);
+		if (i < 0) {
+			err = -ENOENT;
+		} else {
+			g_source_remove_unix_fd(&r->src.base, r->reg[i].tag);
+			r->reg[i] = r->reg[--r->nreg];
+		}
+	}
+	g_mutex_unlock(&r->lock);
+	return err;
+}
+
+int cshim_reactor_epoll_mode(cshim_reactor *r)
+{
+	g_mutex_lock(&r->lock);
+	int m = r->epoll_mode;
+	g_mutex_unlock(&r->lock);
+	return m;
 }
 
 int cshim_reactor_kick(int kickfd)

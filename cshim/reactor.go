@@ -55,8 +55,37 @@ func NewReactor(src *Source) (*Reactor, error) {
 // GSource returns the reactor's GSource*.
 func (re *Reactor) GSource() unsafe.Pointer { return re.gsource }
 
-// EpollFD returns the epoll fd, for epoll_ctl.
+// EpollFD returns the epoll fd.
 func (re *Reactor) EpollFD() int { return re.epfd }
+
+// NVAL is the event bit for an fd that was closed behind the reactor's back (POLLNVAL);
+// only the poll backend can see it.
+const NVAL = C.CSHIM_NVAL
+
+func errno(r C.int) error {
+	if r < 0 {
+		return syscall.Errno(-r)
+	}
+	return nil
+}
+
+// Add watches fd for events (EPOLLIN | EPOLLOUT; ERR and HUP always). It returns
+// EBADF for a closed fd, EPERM for one that cannot be polled (a regular file), EEXIST
+// when fd is already watched. The caller must not race it with finalization.
+func (re *Reactor) Add(fd int, events uint32) error {
+	return errno(C.cshim_reactor_add(re.r, C.int(fd), C.guint32(events)))
+}
+
+// Modify changes the events watched for fd (ENOENT if not watched).
+func (re *Reactor) Modify(fd int, events uint32) error {
+	return errno(C.cshim_reactor_mod(re.r, C.int(fd), C.guint32(events)))
+}
+
+// Delete stops watching fd (ENOENT if not watched; in epoll mode, EBADF once closed).
+func (re *Reactor) Delete(fd int) error { return errno(C.cshim_reactor_del(re.r, C.int(fd))) }
+
+// EpollMode reports whether the reactor moved its fds into epoll.
+func (re *Reactor) EpollMode() bool { return C.cshim_reactor_epoll_mode(re.r) != 0 }
 
 // Waiting is QEMU's notify_me: bit 0 is set by the GSource prepare and cleared by
 // check; each blocking Wait adds 2 around its wait.
@@ -100,16 +129,15 @@ func (re *Reactor) Shutdown() {
 // Finalized forgets the C source; call it from the Finalize of the reactor's GSource.
 func (re *Reactor) Finalized() { re.r = nil }
 
-// Wait blocks for at most timeoutNS (< 0: no limit, 0: not at all), retrying EINTR,
-// and returns the harvested events. They stay valid until the next Wait or dispatch on
+// Wait blocks for at most timeoutNS (< 0: no limit, 0: not at all), retrying EINTR
+// with the time that remains, and returns the harvested events. They stay valid until the next Wait or dispatch on
 // this reactor. Loop thread only.
 func (re *Reactor) Wait(timeoutNS int64) ([]Event, error) {
 	if re.r == nil {
 		return nil, syscall.EBADF
 	}
-	n := C.cshim_reactor_wait(re.r, C.gint64(timeoutNS))
-	if n < 0 {
-		return nil, syscall.Errno(-n)
+	if err := errno(C.cshim_reactor_wait(re.r, C.gint64(timeoutNS))); err != nil {
+		return nil, err
 	}
 	return re.Events(), nil
 }

@@ -1,16 +1,26 @@
-/* The reactor: a GSource that multiplexes any number of fds through one epoll instance
- * and wakes with a lock-free handshake, so that an event loop written in Go (such as
- * glibaio's AioContext) costs GLib one fd and no crossing into Go in prepare or check.
+/* The reactor: a GSource that multiplexes any number of fds and wakes with a lock-free
+ * handshake, so that an event loop written in Go (such as glibaio's AioContext) costs
+ * GLib no crossing into Go in prepare or check, and one crossing per dispatch.
  *
- * GLib polls only the epoll fd. The epoll set also holds a kick eventfd (the wakeup of
- * the handshake) and a timerfd armed at the loop's nearest deadline, so timers are not
- * rounded up to GLib's millisecond timeout. Both are drained here and never reported to
- * Go. Dispatch harvests the epoll set with a zero timeout and crosses into Go once.
+ * Like QEMU's fd monitors it has two backends. Below CSHIM_EPOLL_THRESHOLD fds ("poll"),
+ * each fd is a unix fd of the GSource, so GLib's own poll reports its revents and
+ * dispatch reads them with no extra syscall. At the threshold it moves every fd into
+ * one epoll instance for good ("epoll"), so GLib polls one fd however many there are and
+ * dispatch harvests them with epoll_wait(0).
+ *
+ * The epoll fd is always a unix fd of the source and always holds a kick eventfd (the
+ * wakeup of the handshake) and a timerfd armed at the loop's nearest deadline, so
+ * timers are not rounded up to GLib's millisecond timeout. Both are drained here and
+ * never reported to Go.
  */
 #ifndef GLIBAIO_CSHIM_REACTOR_H
 #define GLIBAIO_CSHIM_REACTOR_H
 
 #include "cshim.h"
+
+/* event bit for an fd closed while watched: POLLNVAL, which only the poll backend sees
+ * (epoll silently forgets a closed fd) */
+#define CSHIM_NVAL 0x20u
 
 /* ready bits */
 #define CSHIM_READY_NOW 1u  /* work is queued: dispatch without blocking */
@@ -34,6 +44,14 @@ typedef struct {
 	guint32 events; /* EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, ... */
 } cshim_event;
 
+#define CSHIM_EPOLL_THRESHOLD 64 /* QEMU's EPOLL_ENABLE_THRESHOLD */
+
+typedef struct {
+	int fd;
+	guint32 events;
+	gpointer tag; /* g_source_add_unix_fd's */
+} cshim_reg;
+
 typedef struct {
 	cshim_source src; /* handle: the Go dispatch, as for any Go-defined source */
 	cshim_reactor_words *w;
@@ -42,6 +60,13 @@ typedef struct {
 	gint64 armed; /* the deadline the timerfd holds; loop thread only */
 	cshim_event *ev;
 	int nev, cap;
+
+	GMutex lock;     /* the fd registry: Go adds fds from any thread */
+	int epoll_mode;  /* set once the fds moved into epoll */
+	cshim_reg *reg;  /* poll backend: the registered fds */
+	int nreg, regcap;
+	GPollFD *pfds;   /* poll backend: Wait's array (loop thread) */
+	int pfdcap;
 } cshim_reactor;
 
 /* Creates the reactor source with one reference, or NULL with errno set. */
@@ -53,5 +78,11 @@ void cshim_reactor_words_free(cshim_reactor_words *w);
 int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns);
 /* Writes the kick eventfd. */
 int cshim_reactor_kick(int kickfd);
+/* Watch, change or forget fd (events: EPOLLIN | EPOLLOUT). 0 or -errno: EBADF for a
+ * closed fd, EPERM for one that cannot be polled, EEXIST/ENOENT as epoll_ctl. */
+int cshim_reactor_add(cshim_reactor *r, int fd, guint32 events);
+int cshim_reactor_mod(cshim_reactor *r, int fd, guint32 events);
+int cshim_reactor_del(cshim_reactor *r, int fd);
+int cshim_reactor_epoll_mode(cshim_reactor *r);
 
 #endif

@@ -6,12 +6,11 @@ import (
 	"sync/atomic"
 
 	"github.com/glibaio/glibaio/cshim"
-	"golang.org/x/sys/unix"
 )
 
 // Reactor is a GSource for event loops written in Go, such as aiosource's AioContext.
-// It multiplexes any number of fds through one epoll instance, so GLib polls one fd
-// whatever their number, and it implements QEMU's notify_me/notified wake handshake with
+// It multiplexes any number of fds (see Add for its poll and epoll backends), and it
+// implements QEMU's notify_me/notified wake handshake with
 // its state in C memory, so GLib's prepare and check never cross into Go. Only dispatch
 // does, once per iteration, with the fd events already harvested.
 //
@@ -68,22 +67,43 @@ func NewReactor(dispatch func(events []ReactorEvent), finalize func()) (*Reactor
 // Source returns the reactor's GSource (the same one on every call).
 func (r *Reactor) Source() *Source { return r.src }
 
-func (r *Reactor) ctl(op, fd int, events uint32) error {
+// Add watches fd for events (unix.EPOLLIN, unix.EPOLLOUT; ERR and HUP are always
+// reported). It returns EBADF for a closed fd, EPERM for one that cannot be polled (a
+// regular file) and EEXIST for one already watched.
+//
+// Like QEMU's fd monitors, a reactor starts with a poll backend: each fd is a unix fd of
+// the GSource, which GLib polls itself, so a dispatch costs no extra syscall; once 64 fds
+// are watched it moves them all into its epoll instance for good, and GLib polls that
+// one fd however many there are.
+func (r *Reactor) Add(fd int, events uint32) error {
 	if r.src.p() == nil {
 		return ErrReactorClosed
 	}
-	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
-	return unix.EpollCtl(r.c.EpollFD(), op, fd, &ev)
+	return r.c.Add(fd, events)
 }
 
-// Add watches fd for events (epoll bits; ERR and HUP are always reported).
-func (r *Reactor) Add(fd int, events uint32) error { return r.ctl(unix.EPOLL_CTL_ADD, fd, events) }
-
 // Modify changes the events watched for fd.
-func (r *Reactor) Modify(fd int, events uint32) error { return r.ctl(unix.EPOLL_CTL_MOD, fd, events) }
+func (r *Reactor) Modify(fd int, events uint32) error {
+	if r.src.p() == nil {
+		return ErrReactorClosed
+	}
+	return r.c.Modify(fd, events)
+}
 
 // Delete stops watching fd.
-func (r *Reactor) Delete(fd int) error { return r.ctl(unix.EPOLL_CTL_DEL, fd, 0) }
+func (r *Reactor) Delete(fd int) error {
+	if r.src.p() == nil {
+		return ErrReactorClosed
+	}
+	return r.c.Delete(fd)
+}
+
+// EpollMode reports whether the reactor has moved its fds into epoll.
+func (r *Reactor) EpollMode() bool { return r.src.p() != nil && r.c.EpollMode() }
+
+// EventNVAL marks an event for an fd that was closed while watched (POLLNVAL). Only the
+// poll backend can tell; epoll silently forgets a closed fd.
+const EventNVAL uint32 = cshim.NVAL
 
 // Wait blocks for at most timeoutNS nanoseconds (< 0: until an event; 0: not at all),
 // retrying EINTR, and returns the harvested events, valid until the next Wait or

@@ -99,19 +99,44 @@ func TestReactorReadyBits(t *testing.T) {
 	}
 }
 
-// GLib polls one fd however many the reactor watches, and dispatch gets the events.
+// Below 64 fds GLib polls each fd itself (the poll backend); from 64 on, the reactor
+// moves them into epoll for good and GLib polls one fd however many there are; dispatch
+// gets the events either way.
 func TestReactorEpoll(t *testing.T) {
 	c := newContext(t)
 	var got []glibloop.ReactorEvent
 	r := newReactor(t, func(ev []glibloop.ReactorEvent) { got = append(got[:0], ev...) })
 	r.Source().Attach(c)
 	var fds []int
-	for i := 0; i < 1000; i++ {
+	for i := 0; i < 10; i++ {
 		fd := eventfd(t)
 		fds = append(fds, fd)
 		if err := r.Add(fd, unix.EPOLLIN); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if r.EpollMode() {
+		t.Fatal("10 fds moved into epoll")
+	}
+	assertPollCount(t, c, 2+10) // wakeup fd, epoll fd (kick, timer), and each fd
+	efdWrite(t, fds[3])
+	c.Iteration(false)
+	if len(got) != 1 || got[0].FD != int32(fds[3]) || got[0].Events&unix.EPOLLIN == 0 {
+		t.Fatalf("poll backend events %v, want fd %d IN", got, fds[3])
+	}
+	efdDrain(fds[3])
+	if err := r.Add(fds[3], unix.EPOLLIN); err == nil {
+		t.Fatal("adding an fd twice succeeded")
+	}
+	for i := 10; i < 1000; i++ {
+		fd := eventfd(t)
+		fds = append(fds, fd)
+		if err := r.Add(fd, unix.EPOLLIN); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !r.EpollMode() {
+		t.Fatal("1000 fds did not move into epoll")
 	}
 	efdWrite(t, fds[500])
 	c.Iteration(false)
