@@ -47,6 +47,8 @@ type Context struct {
 	ndeleted       atomic.Int32 // len(deleted), read without mu by the outermost walker
 	walkers        atomic.Int32
 	nodes          atomic.Int32 // live handlers
+	gen            uint32       // the last registration tag handed out (under mu)
+	readySeq       uint64       // numbers ready-list entries (loop thread)
 	pollDisableCnt atomic.Int32 // live handlers that have no Poll callback
 
 	// adaptive busy polling (poll.go); the handler list is owned by the loop thread.

@@ -34,14 +34,16 @@ const (
 // already holds the old node sees the flag and skips it.
 type fdNode struct {
 	fd              int
+	gen             uint32 // this registration's reactor tag: events of older ones are dropped
 	h               FDHandler
 	deleted         atomic.Bool
 	wpRead, wpWrite *glibloop.WatchPoint // PollReady counts as read
 
 	// Owned by the thread that drives the context.
-	inPoll    bool  // on c.pollHandlers
-	pollReady bool  // busy polling saw it ready
-	pollNS    int64 // this handler's adaptive busy-poll time
+	inPoll    bool   // on c.pollHandlers
+	pollReady bool   // busy polling saw it ready
+	pollNS    int64  // this handler's adaptive busy-poll time
+	readySeq  uint64 // the ready-list entry that owns it; a nested walk takes it over
 }
 
 // fdTable maps fd numbers to their live node. A walker reads it without a lock; writers
@@ -57,10 +59,13 @@ func (t *fdTable) get(fd int32) *fdNode {
 	return t.slots[fd].Load()
 }
 
-// readyHandler is one entry of a walk's ready list.
+// readyHandler is one entry of a walk's ready list. It is stale once seq is no longer
+// its node's readySeq: a nested walk found the node ready too and dispatched it itself
+// (QEMU's aio_add_ready_handler moves a node to the newest ready list).
 type readyHandler struct {
 	n       *fdNode
 	revents uint32
+	seq     uint64
 }
 
 // SetFDHandler registers h for fd (aio_set_fd_handler), replacing any handler fd had, or
@@ -107,17 +112,18 @@ func (c *Context) SetFDHandler(fd int, h FDHandler) error {
 		if h.Write != nil {
 			events |= unix.EPOLLOUT
 		}
+		gen := c.nextGen()
 		var err error
 		if old == nil {
-			err = c.r.Add(fd, events)
+			err = c.r.Add(fd, events, gen)
 		} else {
-			err = c.r.Modify(fd, events)
+			err = c.r.Modify(fd, events, gen)
 		}
 		if err != nil {
 			c.mu.Unlock()
 			return fmt.Errorf("aiosource: watch fd %d: %w", fd, err)
 		}
-		n := &fdNode{fd: fd, h: h}
+		n := &fdNode{fd: fd, gen: gen, h: h}
 		if old != nil {
 			// The statistics are the fd's: they carry over when its handler is replaced.
 			n.wpRead, n.wpWrite = old.wpRead, old.wpWrite
@@ -185,16 +191,34 @@ func (c *Context) freeDeleted() {
 	}
 }
 
+// nextGen returns a new registration tag (never 0). c.mu is held.
+func (c *Context) nextGen() uint32 {
+	c.gen++
+	if c.gen == 0 {
+		c.gen++
+	}
+	return c.gen
+}
+
 // resolve turns harvested events into the walk's ready list. A node is looked up once,
-// here: a handler that replaces it during the walk is not visited in this walk.
+// here: a handler that replaces it during the walk is not visited in this walk. An event
+// of an older registration of the fd (replaced, or closed and its number reused) is
+// dropped: its tag is not the node's.
 func (c *Context) resolve(events []glibloop.ReactorEvent, ready []readyHandler) []readyHandler {
 	t := c.table.Load()
 	for _, ev := range events {
-		if n := t.get(ev.FD); n != nil {
-			ready = append(ready, readyHandler{n: n, revents: ev.Events})
+		if n := t.get(ev.FD); n != nil && n.gen == ev.Tag {
+			ready = c.addReady(ready, n, ev.Events)
 		}
 	}
 	return ready
+}
+
+// addReady puts n on this walk's ready list, taking it from any outer walk's.
+func (c *Context) addReady(ready []readyHandler, n *fdNode, revents uint32) []readyHandler {
+	c.readySeq++
+	n.readySeq = c.readySeq
+	return append(ready, readyHandler{n: n, revents: revents, seq: c.readySeq})
 }
 
 // dispatchReady runs the ready list and reports progress (aio_dispatch_ready_handlers).
@@ -203,6 +227,10 @@ func (c *Context) dispatchReady(ready []readyHandler, blockNS int64) bool {
 	maxNS := c.pollMaxNS.Load()
 	for i := range ready {
 		n := ready[i].n
+		if n.readySeq != ready[i].seq {
+			continue // a nested walk took it over and dispatched it
+		}
+		n.readySeq = 0
 		if c.dispatchHandler(n, ready[i].revents) {
 			progress = true
 		}

@@ -240,7 +240,7 @@ func (c *Context) addPollReady(ready []readyHandler) []readyHandler {
 			}
 		}
 		if !found {
-			ready = append(ready, readyHandler{n: n})
+			ready = c.addReady(ready, n, 0)
 		}
 	}
 	return ready

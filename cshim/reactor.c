@@ -45,7 +45,7 @@ static void drain(int fd)
 
 
 
-static void push_event(cshim_reactor *r, int fd, guint32 events)
+static void push_event(cshim_reactor *r, int fd, guint32 events, guint32 tag)
 {
 	if (r->nev == r->cap) {
 		r->cap *= 2;
@@ -53,8 +53,14 @@ static void push_event(cshim_reactor *r, int fd, guint32 events)
 	}
 	r->ev[r->nev].fd = fd;
 	r->ev[r->nev].events = events;
+	r->ev[r->nev].tag = tag;
 	r->nev++;
 }
+
+/* epoll data: the fd in the low 32 bits, the registration tag in the high ones */
+#define EPDATA(fd, tag) (((guint64)(tag) << 32) | (guint32)(fd))
+#define EPFD(u) ((int)(gint32)(guint32)(u))
+#define EPTAG(u) ((guint32)((u) >> 32))
 
 /* epoll_wait, retried on EINTR, appending to r->ev; the kick and timer fds are drained
  * and dropped. Returns 0 or -errno. */
@@ -67,14 +73,14 @@ static int reactor_harvest(cshim_reactor *r, int timeout_ms)
 	if (n < 0)
 		return -errno;
 	for (int i = 0; i < n; i++) {
-		int fd = ev[i].data.fd;
+		int fd = EPFD(ev[i].data.u64);
 		if (fd == r->kickfd) {
 			drain(fd); /* the handshake's wakeup: never progress */
 		} else if (fd == r->timerfd) {
 			drain(fd);
 			r->armed = -1; /* expired: the next arm must write it again */
 		} else {
-			push_event(r, fd, ev[i].events);
+			push_event(r, fd, ev[i].events, EPTAG(ev[i].data.u64));
 		}
 	}
 	return 0;
@@ -123,9 +129,9 @@ static gboolean reactor_dispatch(GSource *s, GSourceFunc cb, gpointer data)
 	g_mutex_lock(&r->lock);
 	/* poll backend: GLib polled each fd itself; its revents cost no syscall to read */
 	for (int i = 0; i < r->nreg; i++) {
-		GIOCondition rev = g_source_query_unix_fd(s, r->reg[i].tag);
+		GIOCondition rev = g_source_query_unix_fd(s, r->reg[i].fdtag);
 		if (rev)
-			push_event(r, r->reg[i].fd, rev);
+			push_event(r, r->reg[i].fd, rev, r->reg[i].tag);
 	}
 	g_mutex_unlock(&r->lock);
 	if (g_source_query_unix_fd(s, r->epfd_tag))
@@ -145,6 +151,7 @@ static void reactor_finalize(GSource *s)
 	g_free(r->ev);
 	g_free(r->reg);
 	g_free(r->pfds);
+	g_free(r->ptags);
 	g_mutex_clear(&r->lock);
 }
 
@@ -162,7 +169,7 @@ void cshim_reactor_words_free(cshim_reactor_words *w) { g_free(w); }
 
 static int epoll_add(int epfd, int fd)
 {
-	struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EPDATA(fd, 0)};
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
@@ -216,17 +223,20 @@ int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns)
 	if (n > r->pfdcap) {
 		r->pfdcap = n * 2;
 		r->pfds = g_renew(GPollFD, r->pfds, r->pfdcap);
+		r->ptags = g_renew(guint32, r->ptags, r->pfdcap);
 	}
 	r->pfds[0] = (GPollFD){.fd = r->epfd, .events = G_IO_IN};
-	for (int i = 0; i < r->nreg; i++)
+	for (int i = 0; i < r->nreg; i++) {
 		r->pfds[i + 1] = (GPollFD){.fd = r->reg[i].fd, .events = r->reg[i].events};
+		r->ptags[i + 1] = r->reg[i].tag;
+	}
 	g_mutex_unlock(&r->lock);
 	int ret = cshim_ppoll(r->pfds, n, timeout_ns);
 	if (ret < 0)
 		return ret;
 	for (int i = 1; i < n; i++)
 		if (r->pfds[i].revents)
-			push_event(r, r->pfds[i].fd, r->pfds[i].revents);
+			push_event(r, r->pfds[i].fd, r->pfds[i].revents, r->ptags[i]);
 	if (r->pfds[0].revents)
 		return reactor_harvest(r, 0);
 	return 0;
@@ -234,9 +244,9 @@ int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns)
 
 /* ---- the fd registry ------------------------------------------------------------------- */
 
-static int epctl(cshim_reactor *r, int op, int fd, guint32 events)
+static int epctl(cshim_reactor *r, int op, int fd, guint32 events, guint32 tag)
 {
-	struct epoll_event ev = {.events = events, .data.fd = fd};
+	struct epoll_event ev = {.events = events, .data.u64 = EPDATA(fd, tag)};
 	return epoll_ctl(r->epfd, op, fd, &ev) < 0 ? -errno : 0;
 }
 
@@ -252,8 +262,8 @@ static int reg_find(cshim_reactor *r, int fd)
 static void upgrade_to_epoll(cshim_reactor *r)
 {
 	for (int i = 0; i < r->nreg; i++) {
-		epctl(r, EPOLL_CTL_ADD, r->reg[i].fd, r->reg[i].events);
-		g_source_remove_unix_fd(&r->src.base, r->reg[i].tag);
+		epctl(r, EPOLL_CTL_ADD, r->reg[i].fd, r->reg[i].events, r->reg[i].tag);
+		g_source_remove_unix_fd(&r->src.base, r->reg[i].fdtag);
 	}
 	g_free(r->reg);
 	r->reg = NULL;
@@ -261,23 +271,23 @@ static void upgrade_to_epoll(cshim_reactor *r)
 	r->epoll_mode = 1;
 }
 
-int cshim_reactor_add(cshim_reactor *r, int fd, guint32 events)
+int cshim_reactor_add(cshim_reactor *r, int fd, guint32 events, guint32 tag)
 {
 	int err = 0;
 	g_mutex_lock(&r->lock);
 	if (g_source_is_destroyed(&r->src.base)) {
 		err = -EBADF;
 	} else if (r->epoll_mode) {
-		err = epctl(r, EPOLL_CTL_ADD, fd, events);
+		err = epctl(r, EPOLL_CTL_ADD, fd, events, tag);
 	} else if (reg_find(r, fd) >= 0) {
 		err = -EEXIST;
-	} else if ((err = epctl(r, EPOLL_CTL_ADD, fd, events)) == 0) {
+	} else if ((err = epctl(r, EPOLL_CTL_ADD, fd, events, tag)) == 0) {
 		/* epoll accepted it, so poll can watch it too; epoll_ctl gave the errors that
 		 * a closed or unpollable fd must get. */
-		epctl(r, EPOLL_CTL_DEL, fd, 0);
+		epctl(r, EPOLL_CTL_DEL, fd, 0, 0);
 		if (r->nreg + 1 >= CSHIM_EPOLL_THRESHOLD) {
 			upgrade_to_epoll(r);
-			err = epctl(r, EPOLL_CTL_ADD, fd, events);
+			err = epctl(r, EPOLL_CTL_ADD, fd, events, tag);
 		} else {
 			if (r->nreg == r->regcap) {
 				r->regcap = r->regcap ? r->regcap * 2 : 8;
@@ -285,7 +295,8 @@ int cshim_reactor_add(cshim_reactor *r, int fd, guint32 events)
 			}
 			r->reg[r->nreg].fd = fd;
 			r->reg[r->nreg].events = events;
-			r->reg[r->nreg].tag = g_source_add_unix_fd(&r->src.base, fd, (GIOCondition)events);
+			r->reg[r->nreg].tag = tag;
+			r->reg[r->nreg].fdtag = g_source_add_unix_fd(&r->src.base, fd, (GIOCondition)events);
 			r->nreg++;
 		}
 	}
@@ -293,19 +304,20 @@ int cshim_reactor_add(cshim_reactor *r, int fd, guint32 events)
 	return err;
 }
 
-int cshim_reactor_mod(cshim_reactor *r, int fd, guint32 events)
+int cshim_reactor_mod(cshim_reactor *r, int fd, guint32 events, guint32 tag)
 {
 	int err = 0;
 	g_mutex_lock(&r->lock);
 	if (r->epoll_mode) {
-		err = epctl(r, EPOLL_CTL_MOD, fd, events);
+		err = epctl(r, EPOLL_CTL_MOD, fd, events, tag);
 	} else {
 		int i = reg_find(r, fd);
 		if (i < 0) {
 			err = -ENOENT;
 		} else {
 			r->reg[i].events = events;
-			g_source_modify_unix_fd(&r->src.base, r->reg[i].tag, (GIOCondition)events);
+			r->reg[i].tag = tag;
+			g_source_modify_unix_fd(&r->src.base, r->reg[i].fdtag, (GIOCondition)events);
 		}
 	}
 	g_mutex_unlock(&r->lock);
@@ -317,13 +329,13 @@ int cshim_reactor_del(cshim_reactor *r, int fd)
 	int err = 0;
 	g_mutex_lock(&r->lock);
 	if (r->epoll_mode) {
-		err = epctl(r, EPOLL_CTL_DEL, fd, 0);
+		err = epctl(r, EPOLL_CTL_DEL, fd, 0, 0);
 	} else {
 		int i = reg_find(r, fd);
 		if (i < 0) {
 			err = -ENOENT;
 		} else {
-			g_source_remove_unix_fd(&r->src.base, r->reg[i].tag);
+			g_source_remove_unix_fd(&r->src.base, r->reg[i].fdtag);
 			r->reg[i] = r->reg[--r->nreg];
 		}
 	}

@@ -22,6 +22,7 @@ const (
 type Event struct {
 	FD     int32
 	Events uint32 // EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, ...
+	Tag    uint32 // the tag given to Add or Modify for the registration that reported it
 }
 
 // Reactor is the Go side of a reactor source (see reactor.h): a GSource that polls one
@@ -72,13 +73,13 @@ func errno(r C.int) error {
 // Add watches fd for events (EPOLLIN | EPOLLOUT; ERR and HUP always). It returns
 // EBADF for a closed fd, EPERM for one that cannot be polled (a regular file), EEXIST
 // when fd is already watched. The caller must not race it with finalization.
-func (re *Reactor) Add(fd int, events uint32) error {
-	return errno(C.cshim_reactor_add(re.r, C.int(fd), C.guint32(events)))
+func (re *Reactor) Add(fd int, events, tag uint32) error {
+	return errno(C.cshim_reactor_add(re.r, C.int(fd), C.guint32(events), C.guint32(tag)))
 }
 
-// Modify changes the events watched for fd (ENOENT if not watched).
-func (re *Reactor) Modify(fd int, events uint32) error {
-	return errno(C.cshim_reactor_mod(re.r, C.int(fd), C.guint32(events)))
+// Modify changes the events and tag of fd's registration (ENOENT if not watched).
+func (re *Reactor) Modify(fd int, events, tag uint32) error {
+	return errno(C.cshim_reactor_mod(re.r, C.int(fd), C.guint32(events), C.guint32(tag)))
 }
 
 // Delete stops watching fd (ENOENT if not watched; in epoll mode, EBADF once closed).

@@ -42,6 +42,7 @@ typedef struct {
 typedef struct {
 	gint32 fd;
 	guint32 events; /* EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, ... */
+	guint32 tag;    /* the tag of the registration that reported it */
 } cshim_event;
 
 #define CSHIM_EPOLL_THRESHOLD 64 /* QEMU's EPOLL_ENABLE_THRESHOLD */
@@ -49,7 +50,8 @@ typedef struct {
 typedef struct {
 	int fd;
 	guint32 events;
-	gpointer tag; /* g_source_add_unix_fd's */
+	guint32 tag;     /* the caller's registration tag, reported with each event */
+	gpointer fdtag;  /* g_source_add_unix_fd's */
 } cshim_reg;
 
 typedef struct {
@@ -66,6 +68,7 @@ typedef struct {
 	cshim_reg *reg;  /* poll backend: the registered fds */
 	int nreg, regcap;
 	GPollFD *pfds;   /* poll backend: Wait's array (loop thread) */
+	guint32 *ptags;  /* and the tags of its entries */
 	int pfdcap;
 } cshim_reactor;
 
@@ -78,10 +81,13 @@ void cshim_reactor_words_free(cshim_reactor_words *w);
 int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns);
 /* Writes the kick eventfd. */
 int cshim_reactor_kick(int kickfd);
-/* Watch, change or forget fd (events: EPOLLIN | EPOLLOUT). 0 or -errno: EBADF for a
- * closed fd, EPERM for one that cannot be polled, EEXIST/ENOENT as epoll_ctl. */
-int cshim_reactor_add(cshim_reactor *r, int fd, guint32 events);
-int cshim_reactor_mod(cshim_reactor *r, int fd, guint32 events);
+/* Watch, change or forget fd (events: EPOLLIN | EPOLLOUT). tag comes back with every
+ * event of this registration, so an event polled for a registration that has since
+ * been replaced, or for an fd number that was closed and reused, can be told apart.
+ * 0 or -errno: EBADF for a closed fd, EPERM for one that cannot be polled,
+ * EEXIST/ENOENT as epoll_ctl. */
+int cshim_reactor_add(cshim_reactor *r, int fd, guint32 events, guint32 tag);
+int cshim_reactor_mod(cshim_reactor *r, int fd, guint32 events, guint32 tag);
 int cshim_reactor_del(cshim_reactor *r, int fd);
 int cshim_reactor_epoll_mode(cshim_reactor *r);
 

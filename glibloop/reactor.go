@@ -68,26 +68,29 @@ func NewReactor(dispatch func(events []ReactorEvent), finalize func()) (*Reactor
 func (r *Reactor) Source() *Source { return r.src }
 
 // Add watches fd for events (unix.EPOLLIN, unix.EPOLLOUT; ERR and HUP are always
-// reported). It returns EBADF for a closed fd, EPERM for one that cannot be polled (a
-// regular file) and EEXIST for one already watched.
+// reported). tag comes back in every ReactorEvent of this registration: a loop that
+// gives each registration its own tag can drop events polled before the registration
+// was replaced, or for an fd number that was closed and reused since. It returns EBADF
+// for a closed fd, EPERM for one that cannot be polled (a regular file) and EEXIST for
+// one already watched.
 //
 // Like QEMU's fd monitors, a reactor starts with a poll backend: each fd is a unix fd of
 // the GSource, which GLib polls itself, so a dispatch costs no extra syscall; once 64 fds
 // are watched it moves them all into its epoll instance for good, and GLib polls that
 // one fd however many there are.
-func (r *Reactor) Add(fd int, events uint32) error {
+func (r *Reactor) Add(fd int, events, tag uint32) error {
 	if r.src.p() == nil {
 		return ErrReactorClosed
 	}
-	return r.c.Add(fd, events)
+	return r.c.Add(fd, events, tag)
 }
 
-// Modify changes the events watched for fd.
-func (r *Reactor) Modify(fd int, events uint32) error {
+// Modify changes the events watched for fd and the tag of its registration.
+func (r *Reactor) Modify(fd int, events, tag uint32) error {
 	if r.src.p() == nil {
 		return ErrReactorClosed
 	}
-	return r.c.Modify(fd, events)
+	return r.c.Modify(fd, events, tag)
 }
 
 // Delete stops watching fd.
@@ -121,7 +124,14 @@ func (r *Reactor) Wait(timeoutNS int64) ([]ReactorEvent, error) {
 // Notify is called. Any goroutine may call it; when the loop is busy it costs two atomic
 // operations and no syscall.
 func (r *Reactor) Notify() {
-	r.c.Kicked().Store(1) // seq_cst: the work and the flag are visible before the load below
+	// The caller published its work with a sequentially consistent atomic operation, so
+	// the load of notify_me below cannot pass it (the Dekker half of QEMU §3). The flag
+	// is stored only when it changes: many producers then share the cache line read-only.
+	// Skipping a redundant store is safe: a consumer that clears the flag afterwards
+	// (NotifyAccept) reads its queues after that, and finds this work there.
+	if r.c.Kicked().Load() == 0 {
+		r.c.Kicked().Store(1)
+	}
 	if r.c.Waiting().Load() != 0 {
 		r.kicks.Add(1)
 		r.c.Kick()
@@ -154,7 +164,11 @@ func (r *Reactor) Waiting() uint32 { return r.c.Waiting().Load() }
 
 // SetReady sets ready bits (cshim's ReadyNow, ReadyIdle): the GSource prepare then asks
 // for a zero timeout or 10 ms, and check reports the source ready.
-func (r *Reactor) SetReady(bits uint32) { r.c.Ready().Or(bits) }
+func (r *Reactor) SetReady(bits uint32) {
+	if r.c.Ready().Load()&bits != bits { // read-only when already set: no cache-line ping-pong
+		r.c.Ready().Or(bits)
+	}
+}
 
 // TakeReady clears and returns the ready bits. A loop clears them before it takes its
 // queues, so work queued meanwhile sets them again.

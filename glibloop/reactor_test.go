@@ -111,7 +111,7 @@ func TestReactorEpoll(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		fd := eventfd(t)
 		fds = append(fds, fd)
-		if err := r.Add(fd, unix.EPOLLIN); err != nil {
+		if err := r.Add(fd, unix.EPOLLIN, uint32(i+1)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,17 +121,17 @@ func TestReactorEpoll(t *testing.T) {
 	assertPollCount(t, c, 2+10) // wakeup fd, epoll fd (kick, timer), and each fd
 	efdWrite(t, fds[3])
 	c.Iteration(false)
-	if len(got) != 1 || got[0].FD != int32(fds[3]) || got[0].Events&unix.EPOLLIN == 0 {
-		t.Fatalf("poll backend events %v, want fd %d IN", got, fds[3])
+	if len(got) != 1 || got[0].FD != int32(fds[3]) || got[0].Events&unix.EPOLLIN == 0 || got[0].Tag != 4 {
+		t.Fatalf("poll backend events %v, want fd %d IN with tag 4", got, fds[3])
 	}
 	efdDrain(fds[3])
-	if err := r.Add(fds[3], unix.EPOLLIN); err == nil {
+	if err := r.Add(fds[3], unix.EPOLLIN, 99); err == nil {
 		t.Fatal("adding an fd twice succeeded")
 	}
 	for i := 10; i < 1000; i++ {
 		fd := eventfd(t)
 		fds = append(fds, fd)
-		if err := r.Add(fd, unix.EPOLLIN); err != nil {
+		if err := r.Add(fd, unix.EPOLLIN, uint32(i+1)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -140,8 +140,8 @@ func TestReactorEpoll(t *testing.T) {
 	}
 	efdWrite(t, fds[500])
 	c.Iteration(false)
-	if len(got) != 1 || got[0].FD != int32(fds[500]) || got[0].Events&unix.EPOLLIN == 0 {
-		t.Fatalf("events %v, want fd %d IN", got, fds[500])
+	if len(got) != 1 || got[0].FD != int32(fds[500]) || got[0].Events&unix.EPOLLIN == 0 || got[0].Tag != 501 {
+		t.Fatalf("events %v, want fd %d IN with tag 501", got, fds[500])
 	}
 	efdDrain(fds[500])
 	if err := r.Delete(fds[500]); err != nil {
@@ -150,13 +150,13 @@ func TestReactorEpoll(t *testing.T) {
 	if err := r.Delete(fds[500]); err == nil {
 		t.Fatal("deleting twice succeeded")
 	}
-	if err := r.Modify(fds[1], unix.EPOLLOUT); err != nil {
+	if err := r.Modify(fds[1], unix.EPOLLOUT, 7); err != nil {
 		t.Fatal(err)
 	}
 	got = nil
 	c.Iteration(false)
-	if len(got) != 1 || got[0].FD != int32(fds[1]) || got[0].Events&unix.EPOLLOUT == 0 {
-		t.Fatalf("events %v, want fd %d OUT", got, fds[1])
+	if len(got) != 1 || got[0].FD != int32(fds[1]) || got[0].Events&unix.EPOLLOUT == 0 || got[0].Tag != 7 {
+		t.Fatalf("events %v, want fd %d OUT with tag 7", got, fds[1])
 	}
 	// GLib's poll set: the context's wakeup fd and the epoll fd.
 	assertPollCount(t, c, 2)
@@ -227,7 +227,7 @@ func TestReactorWait(t *testing.T) {
 	if _, err := r.Wait(0); err == nil {
 		t.Fatal("Wait after Close succeeded")
 	}
-	if err := r.Add(0, unix.EPOLLIN); err == nil {
+	if err := r.Add(0, unix.EPOLLIN, 1); err == nil {
 		t.Fatal("Add after Close succeeded")
 	}
 }

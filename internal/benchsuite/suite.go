@@ -141,13 +141,31 @@ func NewFDLoopOn(active int, idle []int) (*FDLoop, error) {
 		l.Close()
 		return nil, err
 	}
-	for _, fd := range l.idle {
-		if err := l.Ctx.SetFDHandler(fd, aiosource.FDHandler{Read: func() {}}); err != nil {
-			l.Close()
-			return nil, err
-		}
+	if err := l.AddIdle(); err != nil {
+		l.Close()
+		return nil, err
 	}
 	return l, nil
+}
+
+// AddIdle registers a never-firing read handler on every idle fd.
+func (l *FDLoop) AddIdle() error {
+	for _, fd := range l.idle {
+		if err := l.Ctx.SetFDHandler(fd, aiosource.FDHandler{Read: func() {}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoveIdle removes the idle fds' handlers (the context keeps its backend).
+func (l *FDLoop) RemoveIdle() error {
+	for _, fd := range l.idle {
+		if err := l.Ctx.SetFDHandler(fd, aiosource.FDHandler{}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Drive runs n rounds of: write the active eventfd, one GLib iteration (all in C).
