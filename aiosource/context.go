@@ -212,8 +212,10 @@ func (c *Context) reportError(err error) {
 }
 
 // Close shuts the context down (aio_context_unref as the last reference). It waits for
-// thread-pool work in flight (see SetThreadPoolGrace), destroys the GSource, removes
-// every fd handler and closes the context's own fds. It returns an error that names
+// thread-pool work in flight (see SetThreadPoolGrace) and delivers its completions,
+// destroys the GSource, removes every fd handler and closes the context's own fds; a
+// panic from a job's work or completion is raised again, as a *glibloop.PanicError, only
+// after all that. It returns an error that names
 // every BH made with NewBH that was never deleted, every timer still armed, and thread
 // pool work that did not finish; after Close every operation is a no-op or returns
 // ErrClosed. Call it from the thread that drives the context, or once nothing drives it.
@@ -222,8 +224,7 @@ func (c *Context) Close() error {
 	if c.closed.Swap(true) {
 		return ErrClosed
 	}
-	var problems []string
-	problems = append(problems, c.pool.close()...)
+	problems, panicked := c.pool.close()
 
 	c.mu.Lock()
 	t := c.table.Load()
@@ -246,12 +247,18 @@ func (c *Context) Close() error {
 	problems = append(problems, c.disarmAll()...)
 
 	c.r.Close()
+	if panicked != nil {
+		panic(panicked) // everything is released: raise it as the driving call would
+	}
 	if len(problems) == 0 {
 		return nil
 	}
 	sort.Strings(problems)
 	return &LeakError{Problems: problems}
 }
+
+// Closed reports whether Close was called (or the GSource was finalized).
+func (c *Context) Closed() bool { return c.closed.Load() }
 
 // finalize runs when GLib finalizes the context's GSource. If something other than Close
 // dropped the last reference (a GMainContext that died with the source attached still

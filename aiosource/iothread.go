@@ -1,12 +1,14 @@
 package aiosource
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/glibaio/glibaio/glibloop"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultIOThreadPollMaxNS is the adaptive polling bound IOThreads start with, as QEMU's
@@ -22,6 +24,7 @@ type IOThread struct {
 	ctx     *Context
 	gctx    *glibloop.MainContext
 	running atomic.Bool
+	tid     atomic.Int64 // the OS thread the loop runs on
 	done    chan struct{}
 	stop    sync.Once
 	err     error
@@ -55,8 +58,9 @@ func (t *IOThread) run(started chan<- struct{}) {
 	defer runtime.UnlockOSThread()
 	t.gctx.PushThreadDefault()
 	defer t.gctx.PopThreadDefault()
+	t.tid.Store(int64(unix.Gettid()))
 	close(started)
-	for t.running.Load() {
+	for t.running.Load() && !t.ctx.Closed() {
 		t.poll()
 	}
 }
@@ -82,15 +86,26 @@ func (t *IOThread) ID() string { return t.id }
 // onto it from any goroutine.
 func (t *IOThread) Context() *Context { return t.ctx }
 
+// ErrStopFromOwnThread is returned by Stop called from the IOThread's own callbacks,
+// which would wait for itself forever.
+var ErrStopFromOwnThread = errors.New("aiosource: IOThread.Stop called from the thread's own callback")
+
 // Stop ends the thread (iothread_join): a oneshot BH clears the running flag on the
 // thread itself, then Stop waits for it and closes the context, returning what Close
-// reported. Stop from the thread's own callbacks would deadlock and is refused; stopping
-// twice returns the first result.
+// reported. Stop from the thread's own callbacks is refused with ErrStopFromOwnThread;
+// stopping twice returns the first result. If the context was closed directly, the
+// thread has already ended and Stop only waits for it.
 func (t *IOThread) Stop() error {
+	if int64(unix.Gettid()) == t.tid.Load() {
+		return ErrStopFromOwnThread
+	}
 	t.stop.Do(func() {
 		t.ctx.ScheduleOneshot(func() { t.running.Store(false) })
 		<-t.done
 		t.err = t.ctx.Close()
+		if errors.Is(t.err, ErrClosed) {
+			t.err = nil
+		}
 		t.gctx.Unref()
 	})
 	return t.err

@@ -58,9 +58,19 @@ func (c *Context) pollWalk(blocking bool) (progress bool) {
 	progress, polled := c.tryPollMode(&timeout)
 
 	// The notify_me handshake (QEMU §3): announce the wait, then look at notified.
+	// WaitEnd is deferred: the final busy poll below runs user callbacks, which may panic.
 	useNotifyMe := timeout != 0
-	if useNotifyMe && c.r.WaitBegin() {
-		timeout = 0
+	waiting := false
+	defer func() {
+		if waiting {
+			c.r.WaitEnd()
+		}
+	}()
+	if useNotifyMe {
+		waiting = true
+		if c.r.WaitBegin() {
+			timeout = 0
+		}
 	}
 	if timeout != 0 || c.needWait(polled) {
 		if c.pollStarted && timeout != 0 && c.pollSetStarted(false) {
@@ -72,7 +82,8 @@ func (c *Context) pollWalk(blocking bool) (progress bool) {
 		}
 		lv.events = append(lv.events, events...)
 	}
-	if useNotifyMe {
+	if waiting {
+		waiting = false
 		c.r.WaitEnd()
 	}
 	c.r.NotifyAccept() // notified = false, then a full barrier before reading queues

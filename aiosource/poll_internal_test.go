@@ -37,3 +37,30 @@ func TestSoonest(t *testing.T) {
 		}
 	}
 }
+
+// A Poll callback that panics during the final busy poll, between WaitBegin and
+// WaitEnd, leaves notify_me as it found it.
+func TestWaitEndAfterPanic(t *testing.T) {
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tm := c.NewTimer(ClockRealtime, ScaleMS, func() {})
+	tm.Mod(ClockNS(ClockRealtime)/ScaleMS + 60_000) // a timeout, so Poll(true) waits
+	defer tm.Del()
+	for c.Poll(false) {
+	}
+	n := &fdNode{fd: -1, h: FDHandler{Poll: func() bool { panic("poll-boom") }, PollReady: func() {}}}
+	c.pollHandlers = append(c.pollHandlers, n)
+	n.inPoll = true
+	c.pollStarted = true
+	func() {
+		defer func() { recover() }()
+		c.Poll(true)
+	}()
+	if w := c.r.Waiting(); w != 0 {
+		t.Fatalf("notify_me = %d after the panic, want 0", w)
+	}
+	c.pollHandlers, c.pollStarted = nil, false
+}

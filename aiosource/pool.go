@@ -130,15 +130,15 @@ func (p *pool) worker() {
 		p.mu.Unlock()
 
 		req.err = p.run(req.work)
+		// Hand the result over before counting the job finished, so Close, once it sees
+		// no job running, finds every result on p.done.
+		p.finish(req)
 
 		p.mu.Lock()
 		p.running--
 		if p.stopped && p.running == 0 {
 			p.cond.Broadcast() // Close waits for the last one
 		}
-		p.mu.Unlock()
-		p.finish(req)
-		p.mu.Lock()
 	}
 }
 
@@ -206,8 +206,9 @@ func (p *pool) complete() {
 
 // close stops the pool: queued work that has not started gets ErrClosed, work in flight
 // gets up to the grace period, and completions are delivered here. It returns what did
-// not finish.
-func (p *pool) close() []string {
+// not finish, and the first panic a job's work or done callback raised, for Close to
+// raise once it has released everything else.
+func (p *pool) close() (problems []string, panicked *glibloop.PanicError) {
 	p.mu.Lock()
 	p.stopped = true
 	queued := p.queue[p.qhead:]
@@ -224,20 +225,33 @@ func (p *pool) close() []string {
 	bh := p.bh
 	p.mu.Unlock()
 
+	// A panicking callback must not stop the others, nor Close.
+	guard := func(fn func()) {
+		defer func() {
+			if r := recover(); r != nil && panicked == nil {
+				if pe, ok := r.(*glibloop.PanicError); ok {
+					panicked = pe
+				} else {
+					panicked = &glibloop.PanicError{Value: r, Stack: debug.Stack(), Callback: "thread-pool completion"}
+				}
+			}
+		}()
+		fn()
+	}
 	for _, req := range queued {
 		if req.done != nil {
-			req.done(ErrClosed)
+			guard(func() { req.done(ErrClosed) })
 		}
 	}
 	if bh != nil {
 		// Deliver what finished, then retire the BH.
 		for p.done.Load() != nil || p.next < len(p.draining) {
-			p.complete()
+			guard(p.complete)
 		}
 		bh.Delete()
 	}
 	if running > 0 {
-		return []string{fmt.Sprintf("%d thread-pool job(s) still running after %v", running, p.grace)}
+		problems = append(problems, fmt.Sprintf("%d thread-pool job(s) still running after %v", running, p.grace))
 	}
-	return nil
+	return problems, panicked
 }

@@ -388,3 +388,28 @@ cshim_result cshim_loop_run(GMainContext *c, cshim_loop *l, gint64 max_iteration
 	DRIVE(loop_run(c, l, max_iterations));
 	return r;
 }
+
+/* ---- GLib warning counter (for tests) ------------------------------------------------ */
+
+static gint64 glib_warnings;
+static guint glib_handler_id;
+
+static void count_handler(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer data)
+{
+	(void)data;
+	__atomic_fetch_add(&glib_warnings, 1, __ATOMIC_SEQ_CST);
+	g_log_default_handler(domain, level, msg, NULL);
+}
+
+void cshim_count_glib_warnings(int on)
+{
+	if (on && !glib_handler_id)
+		glib_handler_id = g_log_set_handler("GLib", G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING,
+						    count_handler, NULL);
+	else if (!on && glib_handler_id) {
+		g_log_remove_handler("GLib", glib_handler_id);
+		glib_handler_id = 0;
+	}
+}
+
+gint64 cshim_glib_warnings(void) { return __atomic_load_n(&glib_warnings, __ATOMIC_SEQ_CST); }

@@ -71,6 +71,11 @@ cshim_result cshim_loop_run(GMainContext *c, cshim_loop *l, gint64 max_iteration
  * remains. Returns the ppoll result, or -errno. */
 int cshim_ppoll(GPollFD *fds, guint n, gint64 timeout_ns);
 
+/* Counts GLib's criticals and warnings (tests use it to prove misuse is caught before
+ * it reaches GLib). Installing chains to GLib's default handler, which still prints. */
+void cshim_count_glib_warnings(int on);
+gint64 cshim_glib_warnings(void);
+
 /* Panic plumbing used by the Go trampolines. */
 int cshim_driven(void);
 uintptr_t cshim_take_panic(void);

@@ -119,3 +119,16 @@ func raise(h C.uintptr_t) {
 		panic(takePanic(h))
 	}
 }
+
+// CountGLibWarnings starts counting the criticals and warnings GLib logs (they are still
+// printed) and returns a function that stops counting and reports how many there were.
+// Tests use it to prove that misuse is stopped before it reaches GLib.
+func CountGLibWarnings() (stop func() int64) {
+	C.cshim_count_glib_warnings(1)
+	start := C.cshim_glib_warnings()
+	return func() int64 {
+		n := C.cshim_glib_warnings() - start
+		C.cshim_count_glib_warnings(0)
+		return int64(n)
+	}
+}

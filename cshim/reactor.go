@@ -111,6 +111,7 @@ func (re *Reactor) Kick() {
 		C.cshim_reactor_kick(C.int(re.kickfd))
 	}
 	kickers.Add(^uint32(0))
+	runtime.KeepAlive(re) // the words live as long as re: keep it until they are done with
 }
 
 // Shutdown stops kicks and closes the kick eventfd once no goroutine is in the middle of
@@ -125,6 +126,7 @@ func (re *Reactor) Shutdown() {
 		runtime.Gosched()
 	}
 	syscall.Close(re.kickfd)
+	runtime.KeepAlive(re)
 }
 
 // Finalized forgets the C source; call it from the Finalize of the reactor's GSource.

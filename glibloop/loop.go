@@ -55,6 +55,10 @@ func (l *Loop) Run(ctx context.Context) error {
 	if p == nil {
 		return ErrContextGone
 	}
+	// Hold the context for the run, as GMainLoop does: an Unref meanwhile must not free
+	// what Run owns and polls.
+	own := WrapMainContext(p)
+	defer own.Unref()
 	st := cshim.NewLoop()
 	defer func() { l.iters.Add(st.Iterations()); st.Free() }()
 	l.mu.Lock()

@@ -3,6 +3,7 @@ package glibloop
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 
 	"github.com/glibaio/glibaio/cshim"
@@ -136,6 +137,7 @@ func (r *Reactor) Notify() {
 		r.kicks.Add(1)
 		r.c.Kick()
 	}
+	runtime.KeepAlive(r) // the handshake words are freed only once r is unreachable
 }
 
 // Kicks returns how many times Notify wrote the kick eventfd.
@@ -143,7 +145,10 @@ func (r *Reactor) Kicks() uint64 { return r.kicks.Load() }
 
 // NotifyAccept is QEMU's aio_notify_accept: it clears the notification. The store is
 // sequentially consistent, a full barrier before the loop reads its queues again.
-func (r *Reactor) NotifyAccept() { r.c.Kicked().Store(0) }
+func (r *Reactor) NotifyAccept() {
+	r.c.Kicked().Store(0)
+	runtime.KeepAlive(r)
+}
 
 // Notified reports whether Notify was called since the last NotifyAccept.
 func (r *Reactor) Notified() bool { return r.c.Kicked().Load() != 0 }
@@ -153,11 +158,16 @@ func (r *Reactor) Notified() bool { return r.c.Kicked().Load() != 0 }
 // block. Every WaitBegin needs a WaitEnd.
 func (r *Reactor) WaitBegin() (notified bool) {
 	r.c.Waiting().Add(2)
-	return r.c.Kicked().Load() != 0
+	notified = r.c.Kicked().Load() != 0
+	runtime.KeepAlive(r)
+	return notified
 }
 
 // WaitEnd ends what WaitBegin started (notify_me -= 2).
-func (r *Reactor) WaitEnd() { r.c.Waiting().Add(^uint32(1)) }
+func (r *Reactor) WaitEnd() {
+	r.c.Waiting().Add(^uint32(1))
+	runtime.KeepAlive(r)
+}
 
 // Waiting returns the notify_me word, for tests and statistics.
 func (r *Reactor) Waiting() uint32 { return r.c.Waiting().Load() }
@@ -168,11 +178,16 @@ func (r *Reactor) SetReady(bits uint32) {
 	if r.c.Ready().Load()&bits != bits { // read-only when already set: no cache-line ping-pong
 		r.c.Ready().Or(bits)
 	}
+	runtime.KeepAlive(r)
 }
 
 // TakeReady clears and returns the ready bits. A loop clears them before it takes its
 // queues, so work queued meanwhile sets them again.
-func (r *Reactor) TakeReady() uint32 { return r.c.Ready().Swap(0) }
+func (r *Reactor) TakeReady() uint32 {
+	v := r.c.Ready().Swap(0)
+	runtime.KeepAlive(r)
+	return v
+}
 
 // The ready bits.
 const (
@@ -184,7 +199,10 @@ const (
 // GSource prepare arms the timerfd with it, so GLib's poll wakes on time; a Wait uses
 // its own timeout. Changing it does not wake the loop: call Notify when the deadline
 // became earlier.
-func (r *Reactor) SetDeadline(ns int64) { r.c.Deadline().Store(ns) }
+func (r *Reactor) SetDeadline(ns int64) {
+	r.c.Deadline().Store(ns)
+	runtime.KeepAlive(r)
+}
 
 // Deadline returns the deadline set with SetDeadline.
 func (r *Reactor) Deadline() int64 { return r.c.Deadline().Load() }

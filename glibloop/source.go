@@ -367,9 +367,12 @@ func (s *Source) RemoveChildSource(child *Source) {
 	}
 	child.mu.Lock()
 	ok := child.parent == s
-	child.parent = nil
-	child.mu.Unlock()
 	if ok {
+		child.parent = nil
+	}
+	child.mu.Unlock()
+	// Destroying either one has already detached the child in GLib.
+	if ok && C.g_source_is_destroyed(p) == 0 && C.g_source_is_destroyed(cp) == 0 {
 		cshim.RemoveChildSource(unsafe.Pointer(p), unsafe.Pointer(cp))
 	}
 }

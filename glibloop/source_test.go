@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glibaio/glibaio/cshim"
 	"github.com/glibaio/glibaio/glibloop"
 	"golang.org/x/sys/unix"
 )
@@ -682,5 +683,25 @@ func TestPrepareTimeout(t *testing.T) {
 	}
 	if el := time.Since(start); el < 25*time.Millisecond {
 		t.Fatalf("dispatched after %v, before the 30ms the source asked for", el)
+	}
+}
+
+// Misuse of child sources is stopped before GLib sees it: removing a child after either
+// side was destroyed, or from a source that is not its parent, logs no critical.
+func TestChildSourceMisuseNoCriticals(t *testing.T) {
+	stop := cshim.CountGLibWarnings()
+	c := newContext(t)
+	parent, child, other := counter(new(int)), counter(new(int)), counter(new(int))
+	parent.AddChildSource(child)
+	parent.Attach(c)
+	other.RemoveChildSource(child) // not its parent
+	parent.Destroy()
+	parent.RemoveChildSource(child) // already detached by the destroy
+	parent.AddChildSource(other)    // destroyed parent
+	child.Unref()
+	parent.Unref()
+	other.Unref()
+	if n := stop(); n != 0 {
+		t.Fatalf("GLib logged %d criticals or warnings", n)
 	}
 }
