@@ -103,11 +103,16 @@ type WatchSlot struct {
 
 // WatchState is what Begin returns and End restores.
 type WatchState struct {
-	start int64
+	start int64 // -1: statistics off; -2: watchdog off, statistics only
 	what  *WatchPoint
+	begun int64
 }
 
 var callbackStats atomic.Bool
+
+// watching is set while the watchdog runs: only then must a slot publish the callback
+// it runs (two stores per Begin and End that the statistics alone do not need).
+var watching atomic.Bool
 
 func init() { callbackStats.Store(true) }
 
@@ -120,21 +125,27 @@ func (s *WatchSlot) Begin(p *WatchPoint) WatchState {
 	if !callbackStats.Load() {
 		return WatchState{start: -1}
 	}
-	prev := WatchState{start: s.start.Load(), what: s.what.Load()}
+	now := nanotime()
+	if !watching.Load() {
+		return WatchState{start: -2, what: p, begun: now}
+	}
+	prev := WatchState{start: s.start.Load(), what: s.what.Load(), begun: now}
 	s.what.Store(p)
-	s.start.Store(nanotime())
+	s.start.Store(now)
 	return prev
 }
 
 // End records that the callback begun with Begin returned (or panicked), and restores
 // the enclosing one.
 func (s *WatchSlot) End(prev WatchState) {
-	if prev.start < 0 {
+	if prev.start == -1 {
 		return
 	}
-	start := s.start.Load()
-	p := s.what.Load()
-	d := nanotime() - start
+	p := prev.what
+	if prev.start != -2 {
+		p = s.what.Load()
+	}
+	d := nanotime() - prev.begun
 	if p != nil {
 		p.count.Add(1)
 		p.totalNS.Add(d)
@@ -145,8 +156,10 @@ func (s *WatchSlot) End(prev WatchState) {
 			}
 		}
 	}
-	s.what.Store(prev.what)
-	s.start.Store(prev.start)
+	if prev.start != -2 {
+		s.what.Store(prev.what)
+		s.start.Store(prev.start)
+	}
 }
 
 // Stall is one report of the watchdog: a callback that has run longer than the
@@ -201,6 +214,7 @@ func SetStallWatchdog(threshold time.Duration, report func(Stall)) {
 		<-done
 	}
 	if threshold <= 0 {
+		watching.Store(false)
 		return
 	}
 	if report == nil {
@@ -209,6 +223,7 @@ func SetStallWatchdog(threshold time.Duration, report func(Stall)) {
 	watchdog.mu.Lock()
 	watchdog.threshold, watchdog.report = threshold, report
 	watchdog.stop, watchdog.done = make(chan struct{}), make(chan struct{})
+	watching.Store(true)
 	go watchLoop(threshold, report, watchdog.stop, watchdog.done)
 	watchdog.mu.Unlock()
 }
