@@ -2,6 +2,7 @@ package aiosource_test
 
 import (
 	"errors"
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ func cpuTime() time.Duration {
 // A registered fd closed behind the loop's back: the handler is removed, the error
 // handler hears of it, and the loop does not spin (it stays idle for a second).
 func TestClosedFDBehindTheLoop(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		errs := make(chan error, 4)
 		m.ctx.SetErrorHandler(func(err error) { errs <- err })

@@ -1,6 +1,7 @@
 package aiosource_test
 
 import (
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 // Scheduling N times before the BH runs runs it once.
 func TestBHCoalesce(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		n := 0
 		bh := m.ctx.NewBH("coalesce", func() { n++ })
@@ -29,6 +31,7 @@ func TestBHCoalesce(t *testing.T) {
 // A BH scheduled from a BH runs in the next pass, never in the current one, even when
 // it is another BH.
 func TestBHScheduledFromBHRunsNextPass(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newCtx(t)
 	var order []string
 	var b *aiosource.BH
@@ -46,8 +49,9 @@ func TestBHScheduledFromBHRunsNextPass(t *testing.T) {
 }
 
 func TestScheduleOneshot(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
-		noHandleLeak(t)
+		leakcheck.Handles(t)
 		n := 0
 		for i := 0; i < 3; i++ {
 			m.ctx.ScheduleOneshot(func() { n++ })
@@ -75,6 +79,7 @@ func TestScheduleOneshot(t *testing.T) {
 
 // An idle BH runs within 10 ms without counting as progress.
 func TestBHIdle(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		n := 0
 		bh := m.ctx.NewBH("idle", func() { n++ })
@@ -99,6 +104,7 @@ func TestBHIdle(t *testing.T) {
 // Schedule is lock-free from many goroutines and loses no wakeup: an IOThread that
 // blocks in Poll(true) runs every BH, and Schedule from its own thread costs no write.
 func TestBHScheduleManyGoroutines(t *testing.T) {
+	leakcheck.Handles(t)
 	th, err := aiosource.NewIOThread("bh-many")
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +140,7 @@ func TestBHScheduleManyGoroutines(t *testing.T) {
 
 // Scheduling from the loop thread, between or inside dispatches, writes no eventfd.
 func TestBHScheduleOnLoopThreadNoKick(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		n := 0
 		var bh *aiosource.BH

@@ -2,6 +2,7 @@ package aiosource_test
 
 import (
 	"errors"
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,6 +23,7 @@ func socketpair(t *testing.T) (int, int) {
 
 // Read runs on IN and on HUP; Write on OUT.
 func TestFDHandlerConditions(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		a, b := socketpair(t)
 		var reads, writes int
@@ -56,6 +58,7 @@ func TestFDHandlerConditions(t *testing.T) {
 // A read callback that removes its handler: the write callback of the same node does
 // not run in that pass, nor ever again.
 func TestFDHandlerRemovedDuringDispatch(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		a, b := socketpair(t)
 		unix.Write(b, []byte("x")) // a is readable and writable
@@ -79,6 +82,7 @@ func TestFDHandlerRemovedDuringDispatch(t *testing.T) {
 // A handler replaced during the pass: the old node never runs again, and the new node
 // is not visited in the pass that replaced it.
 func TestFDHandlerReplacedDuringDispatch(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		a, b := socketpair(t)
 		c2, d2 := socketpair(t)
@@ -124,6 +128,7 @@ func drain(fd int) {
 
 // Poll nests inside a callback, and the nested pass sees the work the outer one left.
 func TestNestedPoll(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		a, b := socketpair(t)
 		var inner int
@@ -151,6 +156,7 @@ func TestNestedPoll(t *testing.T) {
 }
 
 func TestSetFDHandlerErrors(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newCtx(t)
 	if err := c.SetFDHandler(-1, aiosource.FDHandler{Read: func() {}}); !errors.Is(err, aiosource.ErrBadFD) {
 		t.Fatalf("fd -1: %v", err)

@@ -1,6 +1,7 @@
 package aiosource_test
 
 import (
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"testing"
 
 	"github.com/glibaio/glibaio/aiosource"
@@ -11,6 +12,7 @@ import (
 // gotk3's own GMainLoop drives a MainLoop attached through FromGotk3, sub-millisecond
 // timers included.
 func TestGotk3LoopDrivesAio(t *testing.T) {
+	leakcheck.Handles(t)
 	ml, err := aiosource.NewMainLoop(glibloop.FromGotk3(glib.MainContextDefault()))
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package aiosource_test
 
 import (
 	"errors"
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,7 +14,7 @@ import (
 )
 
 func TestCloseReportsLeaks(t *testing.T) {
-	noHandleLeak(t)
+	leakcheck.Handles(t)
 	c, err := aiosource.New()
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +73,7 @@ func leakyTimerCallback() {}
 // Concurrent Schedule, Notify and Mod from other goroutines while the context closes
 // never crash. (Close itself runs on the loop's side: after the last Poll.)
 func TestCloseRacesWithProducers(t *testing.T) {
+	leakcheck.Handles(t)
 	for i := 0; i < 20; i++ {
 		c, _ := aiosource.New()
 		bh := c.NewBH("racer", func() {})
@@ -113,6 +115,7 @@ func TestCloseRacesWithProducers(t *testing.T) {
 }
 
 func TestMainLoop(t *testing.T) {
+	leakcheck.Handles(t)
 	mc := glibloop.NewMainContext()
 	defer mc.Unref()
 	ml, err := aiosource.NewMainLoop(mc)
@@ -178,6 +181,7 @@ func TestMainLoop(t *testing.T) {
 // The skeleton of QEMU's test-aio-multithread: IOThreads ping-pong oneshot BHs at random
 // for a bounded time. No wakeup may be lost, and shutdown is clean.
 func TestMultithreadPingPong(t *testing.T) {
+	leakcheck.Handles(t)
 	const threads = 5
 	var ths []*aiosource.IOThread
 	for i := 0; i < threads; i++ {

@@ -1,15 +1,14 @@
 package aiosource_test
 
 import (
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"testing"
 
 	"github.com/glibaio/glibaio/aiosource"
-	"github.com/glibaio/glibaio/cshim"
 	"github.com/glibaio/glibaio/glibloop"
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // mode is one way of driving a context: through its own Poll, or through GLib
 // iterations of the GMainContext that NewMainLoop attached it to.
@@ -76,14 +75,4 @@ func newCtx(t *testing.T) *aiosource.Context {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-func noHandleLeak(t *testing.T) {
-	t.Helper()
-	before := cshim.LiveHandles()
-	t.Cleanup(func() {
-		if after := cshim.LiveHandles(); after != before {
-			t.Errorf("cgo handles: %d before, %d after", before, after)
-		}
-	})
 }

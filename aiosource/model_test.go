@@ -9,6 +9,7 @@ package aiosource_test
 import (
 	"errors"
 	"fmt"
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"slices"
 	"testing"
 	"time"
@@ -350,5 +351,12 @@ func FuzzAioOps(f *testing.F) {
 	})
 }
 
-func TestModelPoll(t *testing.T) { rapid.Check(t, func(rt *rapid.T) { runModel(rt, false) }) }
-func TestModelGLib(t *testing.T) { rapid.Check(t, func(rt *rapid.T) { runModel(rt, true) }) }
+func TestModelPoll(t *testing.T) {
+	leakcheck.Handles(t)
+	rapid.Check(t, func(rt *rapid.T) { runModel(rt, false) })
+}
+
+func TestModelGLib(t *testing.T) {
+	leakcheck.Handles(t)
+	rapid.Check(t, func(rt *rapid.T) { runModel(rt, true) })
+}

@@ -1,6 +1,7 @@
 package aiosource_test
 
 import (
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"strings"
 	"testing"
 
@@ -24,6 +25,7 @@ func catch(fn func()) (pe *glibloop.PanicError, other any) {
 // A panic in a BH, an fd handler or a timer comes out of the driving call with its value
 // and stack; the context stays consistent and nothing else that was queued is lost.
 func TestPanicInCallbacks(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		var ran []string
 		boom := m.ctx.NewBH("boom", func() { panic("bh-boom") })

@@ -1,9 +1,14 @@
 package aiosource
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
+)
 
 // adjust_polling_time's rules (qemu-aio.md §4.3), one row each.
 func TestAdjustPollTime(t *testing.T) {
+	leakcheck.Handles(t)
 	for _, tc := range []struct {
 		name                  string
 		max, grow, shrink     int64
@@ -31,6 +36,7 @@ func TestAdjustPollTime(t *testing.T) {
 }
 
 func TestSoonest(t *testing.T) {
+	leakcheck.Handles(t)
 	for _, tc := range [][3]int64{{-1, -1, -1}, {-1, 5, 5}, {5, -1, 5}, {3, 5, 3}, {0, -1, 0}} {
 		if got := soonest(tc[0], tc[1]); got != tc[2] {
 			t.Errorf("soonest(%d, %d) = %d, want %d", tc[0], tc[1], got, tc[2])
@@ -41,6 +47,7 @@ func TestSoonest(t *testing.T) {
 // A Poll callback that panics during the final busy poll, between WaitBegin and
 // WaitEnd, leaves notify_me as it found it.
 func TestWaitEndAfterPanic(t *testing.T) {
+	leakcheck.Handles(t)
 	c, err := New()
 	if err != nil {
 		t.Fatal(err)

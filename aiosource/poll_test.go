@@ -1,6 +1,7 @@
 package aiosource_test
 
 import (
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 // spins on its Poll callback first, and PollReady runs instead of Read. A registered
 // handler without Poll disables busy polling altogether.
 func TestAdaptivePolling(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newCtx(t)
 	if err := c.SetPollParams(-1, 0, 0); err == nil {
 		t.Fatal("SetPollParams accepted a negative max")
@@ -64,6 +66,7 @@ func TestAdaptivePolling(t *testing.T) {
 
 // Notify followed by Poll(true) returns false at once.
 func TestNotifyThenPoll(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newCtx(t)
 	c.Notify()
 	done := make(chan bool)

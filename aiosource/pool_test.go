@@ -2,6 +2,7 @@ package aiosource_test
 
 import (
 	"errors"
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"runtime"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 // Work runs off the loop, completions on it, in both modes; concurrency is bounded.
 func TestSubmit(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		const jobs, size = 50, 4
 		if err := m.ctx.SetThreadPoolSize(size); err != nil {
@@ -80,6 +82,7 @@ func TestSubmit(t *testing.T) {
 
 // A panic in work is raised again from the driving call when its completion runs.
 func TestSubmitWorkPanic(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		doneRan := false
 		m.ctx.Submit(func() error { panic("work-boom") }, func(error) { doneRan = true })
@@ -115,6 +118,7 @@ func TestSubmitWorkPanic(t *testing.T) {
 // Close waits for work in flight and runs its completion; queued work gets ErrClosed,
 // later Submits too; work that outlives the grace period is reported.
 func TestSubmitClose(t *testing.T) {
+	leakcheck.Handles(t)
 	c, err := aiosource.New()
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package aiosource_test
 
 import (
 	"errors"
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 // A panic in thread-pool work raised at Close: Close still releases everything (the
 // source is destroyed) and then raises it; a second Close is ErrClosed.
 func TestClosePanicsOnlyAfterReleasing(t *testing.T) {
+	leakcheck.Handles(t)
 	c, err := aiosource.New()
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +44,7 @@ func TestClosePanicsOnlyAfterReleasing(t *testing.T) {
 // Close delivers every completion exactly once: ErrClosed for queued jobs, the result
 // for jobs that ran.
 func TestCloseDeliversEveryCompletion(t *testing.T) {
+	leakcheck.Handles(t)
 	for round := 0; round < 20; round++ {
 		c, _ := aiosource.New()
 		const jobs = 200
@@ -61,6 +64,7 @@ func TestCloseDeliversEveryCompletion(t *testing.T) {
 // Stop from the IOThread's own callback is refused instead of deadlocking; a context
 // closed directly ends the thread, and Stop then returns at once.
 func TestIOThreadStopEdges(t *testing.T) {
+	leakcheck.Handles(t)
 	th, err := aiosource.NewIOThread("edge")
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package aiosource_test
 
 import (
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 // A nested walk takes a ready handler over from the outer one (QEMU's
 // aio_add_ready_handler): no handler runs twice for one readiness, with stale revents.
 func TestNestedWalkTakesReadyHandlersOver(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		a, a2 := socketpair(t)
 		b, b2 := socketpair(t)
@@ -58,6 +60,7 @@ func TestNestedWalkTakesReadyHandlersOver(t *testing.T) {
 // while the loop sleeps in Poll: the new handler is neither dropped as "closed" nor fed
 // the old registration's events.
 func TestFDNumberReuse(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newCtx(t)
 	var closedErrs atomic.Int32
 	c.SetErrorHandler(func(error) { closedErrs.Add(1) })

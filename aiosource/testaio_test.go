@@ -6,6 +6,7 @@ package aiosource_test
 // iteration reports whether the source was dispatched, not whether work progressed.
 
 import (
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"testing"
 	"time"
 
@@ -37,6 +38,7 @@ func (d *bhData) bhDeleteCB() {
 }
 
 func TestFlush(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		if m.iterate(false) {
 			t.Fatal("an empty context made progress")
@@ -45,6 +47,7 @@ func TestFlush(t *testing.T) {
 }
 
 func TestBHSchedule(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		d := &bhData{}
 		d.bh = m.ctx.NewBH("schedule", d.bhTestCB)
@@ -63,6 +66,7 @@ func TestBHSchedule(t *testing.T) {
 }
 
 func TestBHSchedule10(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		d := &bhData{max: 10}
 		d.bh = m.ctx.NewBH("schedule10", d.bhTestCB)
@@ -88,6 +92,7 @@ func TestBHSchedule10(t *testing.T) {
 }
 
 func TestBHCancel(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		d := &bhData{}
 		d.bh = m.ctx.NewBH("cancel", d.bhTestCB)
@@ -114,6 +119,7 @@ func TestBHCancel(t *testing.T) {
 }
 
 func TestBHDelete(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		d := &bhData{}
 		d.bh = m.ctx.NewBH("delete", d.bhTestCB)
@@ -136,6 +142,7 @@ func TestBHDelete(t *testing.T) {
 }
 
 func TestBHDeleteFromCallback(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		d := &bhData{max: 1}
 		d.bh = m.ctx.NewBH("delete-from-cb", d.bhDeleteCB)
@@ -154,6 +161,7 @@ func TestBHDeleteFromCallback(t *testing.T) {
 }
 
 func TestBHDeleteFromCallbackMany(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		ds := []*bhData{{max: 1}, {max: 3}, {max: 2}, {max: 4}}
 		for _, d := range ds {
@@ -193,6 +201,7 @@ func TestBHDeleteFromCallbackMany(t *testing.T) {
 }
 
 func TestBHFlush(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		d := &bhData{}
 		d.bh = m.ctx.NewBH("flush", d.bhTestCB)
@@ -241,6 +250,7 @@ func newEvent(t *testing.T, active int, autoSet bool) *eventData {
 }
 
 func TestEventAddRemove(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		d := newEvent(t, 0, false)
 		if err := m.ctx.SetEventNotifier(d.e, d.eventReadyCB); err != nil {
@@ -261,6 +271,7 @@ func TestEventAddRemove(t *testing.T) {
 }
 
 func TestEventWait(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		d := newEvent(t, 1, false)
 		m.ctx.SetEventNotifier(d.e, d.eventReadyCB)
@@ -285,6 +296,7 @@ func TestEventWait(t *testing.T) {
 
 // A blocking iteration waits for the notifier, set from another goroutine.
 func TestEventWaitBlocking(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		d := newEvent(t, 1, false)
 		m.ctx.SetEventNotifier(d.e, d.eventReadyCB)
@@ -298,6 +310,7 @@ func TestEventWaitBlocking(t *testing.T) {
 }
 
 func TestEventFlush(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		d := newEvent(t, 10, true)
 		m.ctx.SetEventNotifier(d.e, d.eventReadyCB)
@@ -327,6 +340,7 @@ func TestEventFlush(t *testing.T) {
 }
 
 func TestEventWaitNoFlushCB(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		d := newEvent(t, 1, false)
 		m.ctx.SetEventNotifier(d.e, d.eventReadyCB)
@@ -388,6 +402,7 @@ func (d *timerData) timerTestCB() {
 // /aio/timer/schedule: a 750 ms timer fires after it is due and not before, and a
 // blocking iteration waits for it.
 func TestTimerSchedule(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		t.Parallel()
 		d := &timerData{clock: aiosource.ClockRealtime, max: 2, ns: 750 * aiosource.ScaleMS}

@@ -1,6 +1,7 @@
 package aiosource_test
 
 import (
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 // Timers with equal deadlines run in the order they were armed; negative deadlines
 // clamp to 0 and are due at once.
 func TestTimerOrderAndClamp(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		var order []int
 		mk := func(i int) *aiosource.Timer {
@@ -46,6 +48,7 @@ func TestTimerOrderAndClamp(t *testing.T) {
 // timer lets a blocking Poll sleep on; arming an earlier one wakes it (and, as any
 // Notify, makes the next Poll(true) return false at once).
 func TestTimerNotifyOnlyOnNewHead(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newCtx(t)
 	ran := 0
 	first := c.NewTimer(aiosource.ClockRealtime, aiosource.ScaleMS, func() { ran++ })
@@ -73,6 +76,7 @@ func TestTimerNotifyOnlyOnNewHead(t *testing.T) {
 // in the same pass; one re-armed after that time runs in a later pass. Clocks run in
 // order, realtime before host.
 func TestTimerRunSemantics(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		var order []string
 		var rt *aiosource.Timer
@@ -121,6 +125,7 @@ func TestTimerRunSemantics(t *testing.T) {
 
 // Timers never fire early, on every clock and scale.
 func TestTimerNeverEarly(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		for _, ct := range []aiosource.ClockType{aiosource.ClockRealtime, aiosource.ClockVirtual, aiosource.ClockHost, aiosource.ClockVirtualRT} {
 			for _, scale := range []int64{aiosource.ScaleNS, aiosource.ScaleUS, aiosource.ScaleMS} {
@@ -146,6 +151,7 @@ func TestTimerNeverEarly(t *testing.T) {
 // the nearest deadline sits on a timerfd inside its epoll fd, so any GLib loop wakes at
 // the right nanosecond.
 func TestTimerUnderGLibUsesTimerfd(t *testing.T) {
+	leakcheck.Handles(t)
 	mc := glibloop.NewMainContext()
 	defer mc.Unref()
 	c := newCtx(t)
@@ -170,6 +176,7 @@ func TestTimerUnderGLibUsesTimerfd(t *testing.T) {
 }
 
 func TestTimerDelAndUseAfterClose(t *testing.T) {
+	leakcheck.Handles(t)
 	c, err := aiosource.New()
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package aiosource_test
 
 import (
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ func slowTimer() { time.Sleep(60 * time.Millisecond) }
 // The watchdog names the BH, timer or fd handler that stalls the loop and shows the
 // stack stuck in it; statistics count each callback.
 func TestStallWatchdogAio(t *testing.T) {
+	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		stalls := make(chan glibloop.Stall, 8)
 		glibloop.SetStallWatchdog(15*time.Millisecond, func(s glibloop.Stall) { stalls <- s })

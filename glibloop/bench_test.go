@@ -1,6 +1,7 @@
 package glibloop_test
 
 import (
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"slices"
 	"testing"
 	"time"
@@ -149,6 +150,7 @@ func BenchmarkIdleAdd(b *testing.B) {
 
 // Steady-state dispatch of Go sources allocates nothing.
 func TestDispatchAllocs(t *testing.T) {
+	leakcheck.Handles(t)
 	for _, tc := range []struct {
 		name string
 		f    glibloop.SourceFuncs

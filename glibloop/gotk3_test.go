@@ -1,6 +1,7 @@
 package glibloop_test
 
 import (
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"testing"
 
 	"github.com/glibaio/glibaio/glibloop"
@@ -10,7 +11,7 @@ import (
 // FromGotk3 names the same GMainContext as gotk3, and gotk3's own GMainLoop dispatches a
 // Go-defined source attached through it.
 func TestGotk3Interop(t *testing.T) {
-	noHandleLeak(t)
+	leakcheck.Handles(t)
 	g := glib.MainContextDefault()
 	c := glibloop.FromGotk3(g)
 	if c != glibloop.DefaultContext() || c.Native() != glibloop.DefaultContext().Native() {

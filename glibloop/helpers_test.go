@@ -1,6 +1,7 @@
 package glibloop_test
 
 import (
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"testing"
 	"time"
 
@@ -8,7 +9,7 @@ import (
 )
 
 func TestIdleAdd(t *testing.T) {
-	noHandleLeak(t)
+	leakcheck.Handles(t)
 	c := newContext(t)
 	var order []string
 	n := 0
@@ -40,7 +41,7 @@ func TestIdleAdd(t *testing.T) {
 }
 
 func TestTimeoutAdd(t *testing.T) {
-	noHandleLeak(t)
+	leakcheck.Handles(t)
 	c := newContext(t)
 	start := time.Now()
 	var fired []time.Duration
@@ -61,7 +62,7 @@ func TestTimeoutAdd(t *testing.T) {
 }
 
 func TestUnixFDAdd(t *testing.T) {
-	noHandleLeak(t)
+	leakcheck.Handles(t)
 	c := newContext(t)
 	fd := eventfd(t)
 	var got []glibloop.IOCondition
@@ -94,7 +95,7 @@ func TestUnixFDAdd(t *testing.T) {
 // 10,000 sources of every kind come and go without leaving a handle or goroutine behind
 // (TestMain checks goroutines with goleak).
 func TestManySourcesNoLeak(t *testing.T) {
-	noHandleLeak(t)
+	leakcheck.Handles(t)
 	c := newContext(t)
 	fd := eventfd(t)
 	finalized := 0

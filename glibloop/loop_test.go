@@ -3,6 +3,7 @@ package glibloop_test
 import (
 	"context"
 	"errors"
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ import (
 )
 
 func TestLoopRunQuit(t *testing.T) {
-	noHandleLeak(t)
+	leakcheck.Handles(t)
 	c := newContext(t)
 	l := glibloop.NewLoop(c)
 	started := make(chan struct{})
@@ -38,6 +39,7 @@ func TestLoopRunQuit(t *testing.T) {
 }
 
 func TestLoopRunContext(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	l := glibloop.NewLoop(c)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -58,6 +60,7 @@ func TestLoopRunContext(t *testing.T) {
 // Nested Runs: Quit ends every active Run of the same Loop, as g_main_loop_quit does;
 // a different Loop nested on the same context ends alone.
 func TestLoopNested(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	outer := glibloop.NewLoop(c)
 	inner := glibloop.NewLoop(c)
@@ -103,6 +106,7 @@ func TestLoopNested(t *testing.T) {
 }
 
 func TestLoopNotOwner(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	release := make(chan struct{})
 	owned := make(chan struct{})
@@ -127,6 +131,7 @@ func TestLoopNotOwner(t *testing.T) {
 
 // The fd array grows until GLib's answer fits, and every fd stays watched.
 func TestLoopManyFDs(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	l := glibloop.NewLoop(c)
 	var fired []int
@@ -185,6 +190,7 @@ func signalStorm(tid int, stop <-chan struct{}) <-chan int {
 // Signals interrupt ppoll with EINTR; the driver retries with the remaining timeout, so
 // neither the wait nor the iteration count is disturbed.
 func TestLoopSurvivesSignalStorm(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	l := glibloop.NewLoop(c)
 	var tid atomic.Int64
@@ -224,6 +230,7 @@ func TestLoopSurvivesSignalStorm(t *testing.T) {
 }
 
 func TestPPollEINTR(t *testing.T) {
+	leakcheck.Handles(t)
 	done := make(chan struct{})
 	var tid atomic.Int64
 	var el time.Duration

@@ -1,14 +1,13 @@
 package glibloop_test
 
 import (
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"os"
 	"runtime"
 	"testing"
 	"time"
 
-	"github.com/glibaio/glibaio/cshim"
 	"github.com/glibaio/glibaio/glibloop"
-	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,7 +15,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("GLIBLOOP_PANIC_CHILD") != "" {
 		panicChild() // the default panic handler's subprocess; exits with status 2
 	}
-	goleak.VerifyTestMain(m)
+	leakcheck.Main(m)
 }
 
 // Test sources: one type per combination of optional callbacks, because the callbacks a
@@ -86,17 +85,6 @@ func newContext(t testing.TB) *glibloop.MainContext {
 	c := glibloop.NewMainContext()
 	t.Cleanup(c.Unref)
 	return c
-}
-
-// noHandleLeak fails the test if it ends with more live cgo handles than it began with.
-func noHandleLeak(t testing.TB) {
-	t.Helper()
-	before := cshim.LiveHandles()
-	t.Cleanup(func() {
-		if after := cshim.LiveHandles(); after != before {
-			t.Errorf("cgo handles: %d live before the test, %d after", before, after)
-		}
-	})
 }
 
 func eventfd(t testing.TB) int {

@@ -3,6 +3,7 @@ package glibloop_test
 import (
 	"errors"
 	"fmt"
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"os"
 	"os/exec"
 	"strings"
@@ -82,10 +83,11 @@ func checkPanic(t *testing.T, pe *glibloop.PanicError, value any, callback strin
 }
 
 func TestPanicInEachCallback(t *testing.T) {
+	leakcheck.Handles(t)
 	boom := func(kind string) func() { return func() { panic(kind + "-boom") } }
 	for _, kind := range []string{"Prepare", "Check", "Dispatch"} {
 		t.Run(kind, func(t *testing.T) {
-			noHandleLeak(t)
+			leakcheck.Handles(t)
 			c := newContext(t)
 			f := &fullsrc{
 				p: func(*glibloop.Source) (bool, time.Duration) { return false, 0 },
@@ -114,7 +116,7 @@ func TestPanicInEachCallback(t *testing.T) {
 		})
 	}
 	t.Run("Finalize", func(t *testing.T) {
-		noHandleLeak(t)
+		leakcheck.Handles(t)
 		c := newContext(t)
 		s := glibloop.NewSource(&fullsrc{f: func(*glibloop.Source) { panic("Finalize-boom") }})
 		s.Attach(c)
@@ -128,6 +130,7 @@ func TestPanicInEachCallback(t *testing.T) {
 // A Dispatch panic leaves the source attached (its state is the user's to judge), and
 // the loop keeps its other work.
 func TestPanicKeepsSourceAndOtherWork(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	var calls, other int
 	s := glibloop.NewSource(&pdsrc{
@@ -161,6 +164,7 @@ func TestPanicKeepsSourceAndOtherWork(t *testing.T) {
 
 // Two callbacks that panic in one iteration: the first is raised, the second chained.
 func TestTwoPanicsChain(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	mk := func(v string) *glibloop.Source {
 		return glibloop.NewSource(&pdsrc{
@@ -183,6 +187,7 @@ func TestTwoPanicsChain(t *testing.T) {
 // A panic in a nested iteration unwinds the user code between the two levels and
 // reaches the outer driver with its original value, wrapped once.
 func TestPanicNested(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	inner := glibloop.NewSource(&dsrc{d: func(*glibloop.Source) bool { panic(errInner) }})
 	outerRan, afterNested := false, false
@@ -216,6 +221,7 @@ var errInner = errors.New("inner boom")
 
 // Under the loop driver, Run raises the panic and the loop can run again.
 func TestPanicUnderLoopRun(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	l := glibloop.NewLoop(c)
 	id := glibloop.IdleAdd(c, func() bool { panic("in-run") })
@@ -237,7 +243,7 @@ func TestPanicUnderLoopRun(t *testing.T) {
 
 // Typed callbacks: a panicking one is removed, and its handle released.
 func TestPanicTypedCallbacks(t *testing.T) {
-	noHandleLeak(t)
+	leakcheck.Handles(t)
 	c := newContext(t)
 	n := 0
 	glibloop.IdleAdd(c, func() bool { n++; panic("idle") })
@@ -256,6 +262,7 @@ func TestPanicTypedCallbacks(t *testing.T) {
 // Foreign drivers (here gotk3's Iteration, which calls GLib directly) deliver the panic
 // to the handler.
 func TestPanicForeignDriverHandler(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	got := make(chan *glibloop.PanicError, 1)
 	old := glibloop.SetPanicHandler(func(p *glibloop.PanicError) { got <- p })
@@ -280,6 +287,7 @@ func TestPanicForeignDriverHandler(t *testing.T) {
 
 // The default handler prints the panic and exits with status 2.
 func TestPanicDefaultHandlerExits(t *testing.T) {
+	leakcheck.Handles(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "GLIBLOOP_PANIC_CHILD=1")
 	out, err := cmd.CombinedOutput()

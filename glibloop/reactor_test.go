@@ -1,6 +1,7 @@
 package glibloop_test
 
 import (
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func newReactor(t *testing.T, dispatch func([]glibloop.ReactorEvent)) *glibloop.
 // The GLib side of the wake handshake: prepare sets bit 0 of notify_me, check clears
 // it (and only check), and a Notify writes the eventfd only while bit 0 is set.
 func TestReactorHandshakeUnderGLib(t *testing.T) {
-	noHandleLeak(t)
+	leakcheck.Handles(t)
 	c := newContext(t)
 	var dispatches int
 	r := newReactor(t, func([]glibloop.ReactorEvent) { dispatches++ })
@@ -74,6 +75,7 @@ func TestReactorHandshakeUnderGLib(t *testing.T) {
 
 // Ready bits ask GLib for no wait (ReadyNow) or 10 ms (ReadyIdle).
 func TestReactorReadyBits(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	var dispatches int
 	r := newReactor(t, func([]glibloop.ReactorEvent) { dispatches++ })
@@ -103,6 +105,7 @@ func TestReactorReadyBits(t *testing.T) {
 // moves them into epoll for good and GLib polls one fd however many there are; dispatch
 // gets the events either way.
 func TestReactorEpoll(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	var got []glibloop.ReactorEvent
 	r := newReactor(t, func(ev []glibloop.ReactorEvent) { got = append(got[:0], ev...) })
@@ -178,6 +181,7 @@ func assertPollCount(t *testing.T, c *glibloop.MainContext, want int) {
 // The deadline arms the timerfd: a blocking iteration wakes at it, not at a rounded
 // millisecond, and the timerfd is never reported as an event.
 func TestReactorDeadline(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	var dispatched atomic.Int32
 	var events int
@@ -200,6 +204,7 @@ func TestReactorDeadline(t *testing.T) {
 // Wait is the standalone form: it blocks, honours its ns timeout through the timerfd,
 // and a Notify between WaitBegin and WaitEnd wakes it.
 func TestReactorWait(t *testing.T) {
+	leakcheck.Handles(t)
 	r := newReactor(t, func([]glibloop.ReactorEvent) {})
 	start := time.Now()
 	ev, err := r.Wait(int64(20 * time.Millisecond))

@@ -4,6 +4,7 @@ package glibloop_test
 // that GLib 2.74 supports.
 
 import (
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -18,7 +19,7 @@ import (
 // /mainloop/priorities: when sources of several priorities are ready, only the best
 // priority is dispatched in an iteration.
 func TestPriorities(t *testing.T) {
-	noHandleLeak(t)
+	leakcheck.Handles(t)
 	c := newContext(t)
 	var a, b int
 	sa, sb := alwaysReady(&a), alwaysReady(&b)
@@ -57,7 +58,7 @@ func TestPriorities(t *testing.T) {
 // /mainloop/ready-time: a ready time makes the source ready when it passes, dispatch
 // does not reset it, and -1 stops it.
 func TestReadyTime(t *testing.T) {
-	noHandleLeak(t)
+	leakcheck.Handles(t)
 	c := newContext(t)
 	var n int
 	s := counter(&n)
@@ -95,6 +96,7 @@ func TestReadyTime(t *testing.T) {
 
 // The usual pattern: dispatch sets -1 again, so the source runs once per SetReadyTime.
 func TestReadyTimeResetInDispatch(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	var n int
 	s := glibloop.NewSource(&dsrc{d: func(s *glibloop.Source) bool { n++; s.SetReadyTime(-1); return true }})
@@ -112,6 +114,7 @@ func TestReadyTimeResetInDispatch(t *testing.T) {
 // /mainloop/various-ready-times: extreme values. On GLib 2.74 every negative value other
 // than -1 lies in the past and fires at once; the largest never fires.
 func TestVariousReadyTimes(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	for _, tc := range []struct {
 		usec  int64
@@ -135,6 +138,7 @@ func TestVariousReadyTimes(t *testing.T) {
 
 // A SetReadyTime(0) from another goroutine wakes a loop blocked in another thread.
 func TestReadyTimeCrossThreadWakeup(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	var n atomic.Int32
 	s := glibloop.NewSource(&dsrc{d: func(s *glibloop.Source) bool { n.Add(1); s.SetReadyTime(-1); return true }})
@@ -170,7 +174,7 @@ func TestReadyTimeCrossThreadWakeup(t *testing.T) {
 // /mainloop/unix-fd-source and source-unix-fd-api: add, modify, remove and query, and
 // the poll set GLib builds from them.
 func TestUnixFDAPI(t *testing.T) {
-	noHandleLeak(t)
+	leakcheck.Handles(t)
 	c := newContext(t)
 	var fds [2]int
 	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
@@ -259,6 +263,7 @@ func assertPollSet(t *testing.T, c *glibloop.MainContext, want map[int32]glibloo
 // /mainloop/unix-fd-priority: a ready fd of a better priority pre-empts a worse one,
 // whose fd is then not even polled.
 func TestUnixFDPriority(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	hi, lo := eventfd(t), eventfd(t)
 	efdWrite(t, hi)
@@ -308,7 +313,7 @@ func TestUnixFDPriority(t *testing.T) {
 
 // Finalize runs exactly once, on the thread that drops the last reference.
 func TestFinalizeOnceOnDroppingThread(t *testing.T) {
-	noHandleLeak(t)
+	leakcheck.Handles(t)
 	c := newContext(t)
 	type fin struct {
 		n   atomic.Int32
@@ -391,7 +396,7 @@ func TestFinalizeOnceOnDroppingThread(t *testing.T) {
 // again, and a pending source destroyed by an earlier one in the same iteration is
 // skipped.
 func TestDestroyDuringDispatch(t *testing.T) {
-	noHandleLeak(t)
+	leakcheck.Handles(t)
 	c := newContext(t)
 	var na, nb int
 	var sb *glibloop.Source
@@ -413,6 +418,7 @@ func TestDestroyDuringDispatch(t *testing.T) {
 // can_recurse: a nested iteration inside Dispatch does not re-enter a source that cannot
 // recurse (it is blocked, fds included), and does re-enter one that can.
 func TestCanRecurse(t *testing.T) {
+	leakcheck.Handles(t)
 	for _, recurse := range []bool{false, true} {
 		c := newContext(t)
 		fd := eventfd(t)
@@ -453,7 +459,7 @@ func TestCanRecurse(t *testing.T) {
 // /mainloop/child_sources: a child takes its parent's priority, its readiness
 // dispatches the parent too, and it lives and dies with the parent.
 func TestChildSources(t *testing.T) {
-	noHandleLeak(t)
+	leakcheck.Handles(t)
 	c := newContext(t)
 	var np, nc int
 	parent := counter(&np)
@@ -496,6 +502,7 @@ func TestChildSources(t *testing.T) {
 // /mainloop/blocked_child_sources (bugzilla 701283): adding a child from inside the
 // parent's dispatch, while the parent is blocked, must work.
 func TestAddChildWhileBlocked(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	var nc int
 	var child *glibloop.Source
@@ -523,6 +530,7 @@ func TestAddChildWhileBlocked(t *testing.T) {
 // /mainloop/wakeup: a wakeup makes the next blocking iteration return, even with
 // nothing to dispatch.
 func TestWakeup(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	c.Wakeup()
 	done := make(chan bool)
@@ -549,7 +557,7 @@ func TestWakeup(t *testing.T) {
 // /mainloop/invoke: Invoke runs at once when the caller owns the context, and from the
 // driving thread otherwise.
 func TestInvoke(t *testing.T) {
-	noHandleLeak(t)
+	leakcheck.Handles(t)
 	c := newContext(t)
 	if !c.Acquire() {
 		t.Fatal("Acquire")
@@ -592,6 +600,7 @@ func TestInvoke(t *testing.T) {
 // /mainloop/source_time: the time is cached per iteration, shared by the sources
 // dispatched together, and advances between iterations.
 func TestSourceTime(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	var times []int64
 	mk := func() *glibloop.Source {
@@ -631,6 +640,7 @@ func TestSourceTime(t *testing.T) {
 // The optional interfaces: with no Prepare and no Check the C side never calls Go for
 // them, and GLib's NULL semantics hold (not ready, but fds and ready time still work).
 func TestOptionalCallbacks(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	var n int
 	s := counter(&n)
@@ -662,6 +672,7 @@ func TestOptionalCallbacks(t *testing.T) {
 // Prepare's timeout is rounded up to whole milliseconds, so a 1 µs timeout still
 // waits about a millisecond and a blocking iteration returns.
 func TestPrepareTimeout(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	var n int
 	deadline := time.Now().Add(30 * time.Millisecond)
@@ -689,6 +700,7 @@ func TestPrepareTimeout(t *testing.T) {
 // Misuse of child sources is stopped before GLib sees it: removing a child after either
 // side was destroyed, or from a source that is not its parent, logs no critical.
 func TestChildSourceMisuseNoCriticals(t *testing.T) {
+	leakcheck.Handles(t)
 	stop := cshim.CountGLibWarnings()
 	c := newContext(t)
 	parent, child, other := counter(new(int)), counter(new(int)), counter(new(int))

@@ -2,6 +2,7 @@ package glibloop_test
 
 import (
 	"bytes"
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"log/slog"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ func (s *stallSource) Dispatch(*glibloop.Source) bool {
 // with its name, duration and the stack of the goroutine stuck in it; statistics count
 // every dispatch with its mean and maximum time.
 func TestStallWatchdog(t *testing.T) {
+	leakcheck.Handles(t)
 	c := newContext(t)
 	stalls := make(chan glibloop.Stall, 4)
 	glibloop.SetStallWatchdog(20*time.Millisecond, func(s glibloop.Stall) { stalls <- s })
@@ -66,6 +68,7 @@ func TestStallWatchdog(t *testing.T) {
 
 // The default report goes through log/slog.
 func TestStallWatchdogDefaultLogs(t *testing.T) {
+	leakcheck.Handles(t)
 	var mu sync.Mutex
 	var buf bytes.Buffer
 	old := slog.Default()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"net"
 	"os"
 	"os/exec"
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building aiodemo: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := leakcheck.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -113,6 +114,7 @@ func normalize(s string) string {
 // The scripted session over the real aiodemoBin's socket matches the golden transcript,
 // and quit ends the server cleanly (exit status 0, socket removed).
 func TestServeTranscript(t *testing.T) {
+	leakcheck.Handles(t)
 	socket, cmd, stderr := startServer(t)
 	var buf bytes.Buffer
 	if err := runScript(socket, &buf, false); err != nil {
@@ -140,6 +142,7 @@ func TestServeTranscript(t *testing.T) {
 
 // The socket is created with mode 0600.
 func TestSocketMode(t *testing.T) {
+	leakcheck.Handles(t)
 	socket, _, _ := startServer(t)
 	fi, err := os.Stat(socket)
 	if err != nil {
@@ -153,6 +156,7 @@ func TestSocketMode(t *testing.T) {
 // SIGTERM and SIGINT arrive on io-handler and shut the server down cleanly; connected
 // clients see the connection close.
 func TestSignalShutdown(t *testing.T) {
+	leakcheck.Handles(t)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			socket, cmd, stderr := startServer(t)
@@ -178,6 +182,7 @@ func TestSignalShutdown(t *testing.T) {
 
 // TCP listens on loopback; a bare port means 127.0.0.1.
 func TestTCP(t *testing.T) {
+	leakcheck.Handles(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -214,6 +219,7 @@ func TestTCP(t *testing.T) {
 // load drives the server and reports throughput and latency; every reply matches its
 // request id, in order.
 func TestLoadCommand(t *testing.T) {
+	leakcheck.Handles(t)
 	socket, cmd, stderr := startServer(t)
 	out, err := exec.Command(aiodemoBin, "load", "--socket", socket, "--clients", "20", "--requests", "60").CombinedOutput()
 	if err != nil {
@@ -230,6 +236,7 @@ func TestLoadCommand(t *testing.T) {
 
 // The interactive client sends shorthand and prints replies.
 func TestClientCommand(t *testing.T) {
+	leakcheck.Handles(t)
 	socket, cmd, stderr := startServer(t)
 	c := exec.Command(aiodemoBin, "client", "--socket", socket)
 	c.Stdin = strings.NewReader("qmp_capabilities\necho data=hello\nsleep ms=20\n{\"execute\":\"quit\"}\n")
@@ -247,6 +254,7 @@ func TestClientCommand(t *testing.T) {
 
 // A client that floods requests without reading its replies cannot stall another.
 func TestFloodingClientDoesNotStallOthers(t *testing.T) {
+	leakcheck.Handles(t)
 	socket, cmd, stderr := startServer(t)
 	flood, _, err := dial(socket, "")
 	if err != nil {

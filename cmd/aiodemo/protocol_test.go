@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"strings"
 	"testing"
 )
 
 func TestParseRequest(t *testing.T) {
+	leakcheck.Handles(t)
 	for _, tc := range []struct {
 		in, exec, errSub string
 	}{
@@ -42,6 +44,7 @@ func TestParseRequest(t *testing.T) {
 }
 
 func TestArgs(t *testing.T) {
+	leakcheck.Handles(t)
 	var m map[string]json.RawMessage
 	json.Unmarshal([]byte(`{"ms":5,"f":1.5,"s":"x","big":1e20,"neg":-1}`), &m)
 	a := newArgs(m)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ func (f *fakeView) SetLateness(s string)   { f.late = s }
 // jobs move the progress, the flood reports its throughput, the timer its lateness, and
 // everything closes with nothing left alive.
 func TestModelWiring(t *testing.T) {
+	leakcheck.Handles(t)
 	mc := glibloop.NewMainContext()
 	defer mc.Unref()
 	v := &fakeView{}

@@ -5,10 +5,15 @@
 
 package benchsuite
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
+)
 
 // The steady-state hot paths allocate nothing.
 func TestSteadyStateAllocs(t *testing.T) {
+	leakcheck.Handles(t)
 	as := Allocs()
 	if len(as) != 4 {
 		t.Fatalf("%d allocation measurements, want 4", len(as))

@@ -3,6 +3,7 @@ package benchsuite
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/glibaio/glibaio/internal/leakcheck"
 	"strings"
 	"testing"
 	"time"
@@ -145,6 +146,7 @@ func BenchmarkPingPong(b *testing.B) {
 // A miniature run of the whole suite: every row comes out, with the JSON keys the
 // issue fixes. (The timings are meaningless here; aiobench measures them.)
 func TestSuiteRuns(t *testing.T) {
+	leakcheck.Handles(t)
 	rows, sc, err := Run(Config{Rounds: 3, Ops: 30, Quick: true}, func(string) {})
 	if err != nil {
 		t.Fatal(err)
@@ -168,6 +170,7 @@ func TestSuiteRuns(t *testing.T) {
 // The fd round trip really runs the Go read handler once per iteration, in both
 // backends, so the timings measure what they claim.
 func TestFDLoopRunsHandlerEachIteration(t *testing.T) {
+	leakcheck.Handles(t)
 	for _, idle := range []int{0, 100} {
 		l, err := NewFDLoop(idle)
 		if err != nil {
