@@ -1,6 +1,9 @@
 package aiosource_test
 
 import (
+	"unsafe"
+
+	"github.com/glibaio/glibaio/cshim/cbaseline"
 	"github.com/glibaio/glibaio/internal/leakcheck"
 	"testing"
 
@@ -23,6 +26,7 @@ func TestGotk3LoopDrivesAio(t *testing.T) {
 		}
 	}()
 	loop := glib.MainLoopNew(glib.MainContextDefault(), false)
+	defer cbaseline.MainLoopUnref(unsafe.Pointer(loop))
 	var steps []string
 	bh := ml.AioContext().NewBH("gotk3", func() { steps = append(steps, "bh") })
 	defer bh.Delete()

@@ -1,7 +1,6 @@
 package glibloop_test
 
 import (
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"slices"
 	"testing"
 	"time"
@@ -146,19 +145,4 @@ func BenchmarkIdleAdd(b *testing.B) {
 		return time.Since(start)
 	}, nil)
 	b.ReportMetric(float64(cbaseline.IdleIterate(def.Native(), b.N))/float64(b.N), "c-floor-ns/op")
-}
-
-// Steady-state dispatch of Go sources allocates nothing.
-func TestDispatchAllocs(t *testing.T) {
-	leakcheck.Handles(t)
-	for _, tc := range []struct {
-		name string
-		f    glibloop.SourceFuncs
-	}{{"dispatch-only", &benchD{}}, {"prepare-check-dispatch", &benchPCD{}}} {
-		_, ours, _ := crossingSetup(t, tc.f, false, false)
-		ours(10)
-		if a := testing.AllocsPerRun(1000, func() { ours(1) }); a != 0 {
-			t.Errorf("%s: %v allocs per dispatch, want 0", tc.name, a)
-		}
-	}
 }

@@ -1,6 +1,9 @@
 package glibloop_test
 
 import (
+	"unsafe"
+
+	"github.com/glibaio/glibaio/cshim/cbaseline"
 	"github.com/glibaio/glibaio/internal/leakcheck"
 	"testing"
 
@@ -21,6 +24,7 @@ func TestGotk3Interop(t *testing.T) {
 		t.Fatal("Gotk3() does not return gotk3's context")
 	}
 	loop := glib.MainLoopNew(g, false)
+	defer cbaseline.MainLoopUnref(unsafe.Pointer(loop))
 	var n int
 	s := glibloop.NewSource(&dsrc{d: func(s *glibloop.Source) bool {
 		n++

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,12 +46,31 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// syncBuffer is a bytes.Buffer that the exec package's copying goroutine and the test
+// may use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // startServer runs `aiodemo serve` on a fresh socket and waits until it accepts.
-func startServer(t *testing.T, extra ...string) (socket string, cmd *exec.Cmd, stderr *bytes.Buffer) {
+func startServer(t *testing.T, extra ...string) (socket string, cmd *exec.Cmd, stderr *syncBuffer) {
 	t.Helper()
 	socket = filepath.Join(t.TempDir(), "mon.sock")
 	cmd = exec.Command(aiodemoBin, append([]string{"serve", "--socket", socket, "--stats", "0"}, extra...)...)
-	stderr = &bytes.Buffer{}
+	stderr = &syncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -75,7 +95,7 @@ func startServer(t *testing.T, extra ...string) (socket string, cmd *exec.Cmd, s
 }
 
 // waitExit waits for the server to exit and checks its status.
-func waitExit(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer) {
+func waitExit(t *testing.T, cmd *exec.Cmd, stderr *syncBuffer) {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

@@ -134,8 +134,30 @@ func serve(ctx context.Context, cfg serverConfig) error {
 	return s.teardown()
 }
 
-// listen opens the unix socket (mode 0600) and the optional TCP socket.
+// listen opens the optional TCP socket, then the unix socket (mode 0600): once the unix
+// socket accepts connections, everything listens.
 func (s *server) listen() error {
+	if s.cfg.TCP != "" {
+		ap, err := parseTCP(s.cfg.TCP)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		s.lfds = append(s.lfds, fd)
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+			return fmt.Errorf("bind %s: %w", ap, err)
+		}
+		if err := unix.Listen(fd, 1024); err != nil {
+			return err
+		}
+		if err := s.ioh.SetFDHandler(fd, aiosource.FDHandler{Read: func() { s.accept(fd) }}); err != nil {
+			return err
+		}
+	}
 	if s.cfg.Socket != "" {
 		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -152,27 +174,6 @@ func (s *server) listen() error {
 		syscall.Umask(old)
 		if err != nil {
 			return fmt.Errorf("bind %s: %w", s.cfg.Socket, err)
-		}
-		if err := unix.Listen(fd, 1024); err != nil {
-			return err
-		}
-		if err := s.ioh.SetFDHandler(fd, aiosource.FDHandler{Read: func() { s.accept(fd) }}); err != nil {
-			return err
-		}
-	}
-	if s.cfg.TCP != "" {
-		ap, err := parseTCP(s.cfg.TCP)
-		if err != nil {
-			return err
-		}
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		s.lfds = append(s.lfds, fd)
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
-			return fmt.Errorf("bind %s: %w", ap, err)
 		}
 		if err := unix.Listen(fd, 1024); err != nil {
 			return err

@@ -61,3 +61,7 @@ func MainLoopQuit() { C.cb_main_loop_quit() }
 func Iterate(ctx unsafe.Pointer, n int) time.Duration {
 	return time.Duration(C.cb_iterate((*C.GMainContext)(ctx), C.gint64(n)))
 }
+
+// MainLoopUnref drops a GMainLoop* reference, for loops made through APIs that cannot
+// (gotk3 v0.6.3's glib.MainLoop has no Unref).
+func MainLoopUnref(loop unsafe.Pointer) { C.g_main_loop_unref((*C.GMainLoop)(loop)) }

@@ -1,7 +1,8 @@
-//go:build !race
+//go:build !race && !asan
 
-// The race detector's instrumentation allocates on its own, so allocation counts are
-// checked in normal builds only (make test runs them in a second, non-race pass).
+// The race detector's and AddressSanitizer's instrumentation allocate on their own, so
+// allocation counts are checked in normal builds only (make test runs them in a second,
+// non-race pass).
 
 package benchsuite
 
