@@ -3,7 +3,7 @@ GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS := pkg-config libglib2.0-dev libgtk-3-dev
 
-.PHONY: deps build test test-cgocheck2 bench lint demo
+.PHONY: deps build test test-cgocheck2 test-asan check bench lint demo
 
 # deps installs the C libraries with apt-get, only when pkg-config cannot find them.
 deps:
@@ -29,6 +29,21 @@ test-cgocheck2: deps
 	GOEXPERIMENT=cgocheck2 $(GO) test -count=1 ./...
 
 # bench: cmd/aiobench's side-by-side table (and its chart), then the go test benchmarks.
+test-asan: deps
+	ASAN_OPTIONS=fast_unwind_on_malloc=0 $(GO) test -asan -count=1 ./...
+
+# check: the long runs. The suite under cgocheck2 and AddressSanitizer (LeakSanitizer
+# included); the model test at 10,000 sequences per mode; a minute of fuzzing for each
+# target; the stress tests at full size (1,000,000 BHs, 10,000 fds, 1,000 hostile
+# clients); and a 10-minute soak of aiodemo under load. make test runs the quick form of
+# each.
+check: deps test-cgocheck2 test-asan
+	$(GO) test -count=1 -run 'TestModel' ./aiosource -rapid.checks=10000
+	$(GO) test -run='^$$' -fuzz=FuzzAioOps -fuzztime=60s ./aiosource
+	$(GO) test -run='^$$' -fuzz=FuzzParseRequest -fuzztime=60s ./cmd/aiodemo
+	GLIBAIO_STRESS=full $(GO) test -count=1 -run 'Stress' -timeout 30m -v ./aiosource ./cmd/aiodemo
+	GLIBAIO_SOAK=10m $(GO) test -count=1 -run 'TestSoak' -timeout 30m -v ./cmd/aiodemo
+
 bench: deps
 	$(GO) run ./cmd/aiobench -svg docs/fd-scaling.svg
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...

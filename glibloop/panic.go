@@ -17,3 +17,8 @@ func SetPanicHandler(fn func(*PanicError)) func(*PanicError) {
 // HandlePanic hands p to the panic handler (SetPanicHandler). Loops that run callbacks
 // with no caller to raise a panic to, such as aiosource's IOThread, use it.
 func HandlePanic(p *PanicError) { cshim.HandlePanic(p) }
+
+// LiveHandles reports how many cgo handles glibaio holds: one per live Go-defined
+// source, typed callback and pending panic. A steady number over time means nothing
+// leaks.
+func LiveHandles() int64 { return cshim.LiveHandles() }

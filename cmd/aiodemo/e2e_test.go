@@ -121,6 +121,7 @@ var normalizers = []struct {
 	{regexp.MustCompile(`"uptime_ms":\d+`), `"uptime_ms":N`},
 	{regexp.MustCompile(`"loop":\{[^}]*\}`), `"loop":L`},
 	{regexp.MustCompile(`"events":\d+`), `"events":N`},
+	{regexp.MustCompile(`"process":\{[^}]*\}`), `"process":P`},
 	{regexp.MustCompile(`"(aio-context|io-handler)":\[[^\]]*\]`), `"$1":[...]`},
 }
 

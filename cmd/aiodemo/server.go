@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -532,7 +533,28 @@ func (s *server) status() map[string]any {
 		"requests": s.requests,
 		"errors":   s.errors,
 		"events":   s.events,
+		"process": map[string]int64{
+			"goroutines":  int64(runtime.NumGoroutine()),
+			"cgo_handles": glibloop.LiveHandles(),
+			"rss_kb":      rssKB(),
+		},
 	}
+}
+
+// rssKB reads the resident set size from /proc (0 if unavailable).
+func rssKB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return kb
+		}
+	}
+	return 0
 }
 
 // subscribe starts, changes or (every == 0) stops the client's TICK events, which an
