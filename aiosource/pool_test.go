@@ -160,3 +160,41 @@ func TestSubmitClose(t *testing.T) {
 	}
 	time.Sleep(20 * time.Millisecond) // let the worker see the pool stopped and exit
 }
+
+// A panic in a done callback is raised again from the driving call; the other
+// completions of its batch are not lost and run when the loop is driven again.
+func TestSubmitCompletionPanic(t *testing.T) {
+	leakcheck.Handles(t)
+	eachMode(t, func(t *testing.T, m *mode) {
+		var ran []int
+		var wg sync.WaitGroup
+		for i := 0; i < 5; i++ {
+			i := i
+			wg.Add(1)
+			m.ctx.Submit(func() error { wg.Done(); return nil }, func(error) {
+				ran = append(ran, i)
+				if i == 1 {
+					panic("done-boom")
+				}
+			})
+		}
+		wg.Wait()
+		time.Sleep(10 * time.Millisecond) // all five results are queued for one batch
+		var pe *glibloop.PanicError
+		func() {
+			defer func() { pe, _ = recover().(*glibloop.PanicError) }()
+			for i := 0; i < 100; i++ {
+				m.iterate(false)
+			}
+		}()
+		if pe == nil || pe.Value != "done-boom" {
+			t.Fatalf("want the done callback's panic, got %v", pe)
+		}
+		for i := 0; i < 100 && len(ran) < 5; i++ {
+			m.iterate(false)
+		}
+		if len(ran) != 5 {
+			t.Fatalf("completions that ran: %v, want all five", ran)
+		}
+	})
+}
