@@ -82,6 +82,7 @@ type Context struct {
 	stats struct {
 		dispatches, polls, bhs, handlers, timers atomic.Uint64
 	}
+	lastSweep int64 // nanotime of the last closed-fd sweep (loop thread)
 
 	errHandler atomic.Pointer[func(error)]
 }
@@ -294,8 +295,11 @@ func (c *Context) leave(lv *level) {
 	clear(lv.ready)
 	lv.ready = lv.ready[:0]
 	c.depth--
-	if c.walkers.Load() == 1 && c.ndeleted.Load() != 0 {
-		c.freeDeleted() // only the outermost walker frees
+	if c.walkers.Load() == 1 {
+		if c.ndeleted.Load() != 0 {
+			c.freeDeleted() // only the outermost walker frees
+		}
+		c.maybeSweepClosedFDs()
 	}
 	c.walkers.Add(-1)
 }

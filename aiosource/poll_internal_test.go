@@ -1,9 +1,12 @@
 package aiosource
 
 import (
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/glibaio/glibaio/internal/leakcheck"
+	"golang.org/x/sys/unix"
 )
 
 // adjust_polling_time's rules (qemu-aio.md §4.3), one row each.
@@ -70,4 +73,54 @@ func TestWaitEndAfterPanic(t *testing.T) {
 		t.Fatalf("notify_me = %d after the panic, want 0", w)
 	}
 	c.pollHandlers, c.pollStarted = nil, false
+}
+
+// On the epoll backend a closed fd is found by the periodic sweep, removed and reported.
+func TestEpollSweepFindsClosedFD(t *testing.T) {
+	leakcheck.Handles(t)
+	old := epollSweepInterval
+	epollSweepInterval = 10 * time.Millisecond
+	defer func() { epollSweepInterval = old }()
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	errs := make(chan error, 4)
+	c.SetErrorHandler(func(err error) { errs <- err })
+	var fds []int
+	for i := 0; i < 80; i++ { // past the epoll threshold
+		fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds = append(fds, fd)
+		if err := c.SetFDHandler(fd, FDHandler{Read: func() {}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !c.r.EpollMode() {
+		t.Fatal("80 fds did not move into epoll")
+	}
+	unix.Close(fds[40]) // behind the loop's back
+	deadline := time.Now().Add(5 * time.Second)
+	var got error
+	for got == nil && time.Now().Before(deadline) {
+		c.Poll(false)
+		time.Sleep(5 * time.Millisecond)
+		select {
+		case got = <-errs:
+		default:
+		}
+	}
+	var ce *ClosedFDError
+	if !errors.As(got, &ce) || ce.FD != fds[40] {
+		t.Fatalf("sweep reported %v, want fd %d", got, fds[40])
+	}
+	for i, fd := range fds {
+		if i != 40 {
+			c.SetFDHandler(fd, FDHandler{})
+			unix.Close(fd)
+		}
+	}
 }
