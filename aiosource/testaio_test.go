@@ -218,12 +218,11 @@ func TestBHFlush(t *testing.T) {
 }
 
 type eventData struct {
-	e        *aiosource.EventNotifier
-	n        int
-	active   int
-	autoSet  bool
-	t        *testing.T
-	mustFire bool
+	e       *aiosource.EventNotifier
+	n       int
+	active  int
+	autoSet bool
+	t       *testing.T
 }
 
 // eventReadyCB is QEMU's event_ready_cb.
@@ -388,10 +387,9 @@ type timerData struct {
 	n     int
 	max   int
 	ns    int64
-	early bool
 }
 
-// timerTestCB re-arms the timer ns later until it ran max times, and notes an early run.
+// timerTestCB re-arms the timer ns later until it ran max times.
 func (d *timerData) timerTestCB() {
 	d.n++
 	if d.n < d.max {

@@ -266,7 +266,7 @@ func TestPanicForeignDriverHandler(t *testing.T) {
 	c := newContext(t)
 	got := make(chan *glibloop.PanicError, 1)
 	old := glibloop.SetPanicHandler(func(p *glibloop.PanicError) { got <- p })
-	defer glibloop.SetPanicHandler(old)
+	defer func() { glibloop.SetPanicHandler(old) }()
 	s := glibloop.NewSource(&pdsrc{
 		p: func(*glibloop.Source) (bool, time.Duration) { return true, 0 },
 		d: func(*glibloop.Source) bool { panic("foreign") },

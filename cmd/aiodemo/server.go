@@ -60,7 +60,6 @@ type server struct {
 
 	closing  bool
 	deadline *aiosource.Timer
-	exitErr  error
 
 	requests, errors, events, dropped, accepted uint64
 }

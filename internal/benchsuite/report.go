@@ -261,8 +261,7 @@ func Allocs() []Alloc {
 		fl.Close()
 	}
 
-	var t *aiosource.Timer
-	t = c.NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, func() {})
+	t := c.NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, func() {})
 	out = append(out, Alloc{"timer re-arm + run (Poll)", allocsPerRun(1000, func() { t.ModNS(0); c.Poll(false) })})
 
 	done := make(chan struct{}, 1)
