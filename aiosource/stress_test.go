@@ -1,6 +1,7 @@
 package aiosource_test
 
 import (
+	"github.com/glibaio/glibaio/internal/testutil"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -203,22 +204,7 @@ func TestPollSignalStorm(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	stop := make(chan struct{})
-	sent := make(chan int)
-	go func() {
-		n := 0
-		sigs := []unix.Signal{unix.SIGURG, unix.SIGPROF, unix.SIGCHLD}
-		for {
-			select {
-			case <-stop:
-				sent <- n
-				return
-			default:
-			}
-			unix.Tgkill(unix.Getpid(), int(tid.Load()), sigs[n%3])
-			n++
-			time.Sleep(50 * time.Microsecond)
-		}
-	}()
+	sent := testutil.SignalStorm(int(tid.Load()), stop)
 	polls := <-res
 	close(stop)
 	n := <-sent

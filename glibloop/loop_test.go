@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"github.com/glibaio/glibaio/internal/leakcheck"
+	"github.com/glibaio/glibaio/internal/testutil"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -166,27 +167,6 @@ func TestLoopManyFDs(t *testing.T) {
 	}
 }
 
-// signalStorm sends the Go runtime's own signals to one thread until stop is closed.
-func signalStorm(tid int, stop <-chan struct{}) <-chan int {
-	sent := make(chan int)
-	go func() {
-		n := 0
-		sigs := []unix.Signal{unix.SIGURG, unix.SIGPROF, unix.SIGCHLD}
-		for {
-			select {
-			case <-stop:
-				sent <- n
-				return
-			default:
-			}
-			unix.Tgkill(unix.Getpid(), tid, sigs[n%len(sigs)])
-			n++
-			time.Sleep(50 * time.Microsecond)
-		}
-	}()
-	return sent
-}
-
 // Signals interrupt ppoll with EINTR; the driver retries with the remaining timeout, so
 // neither the wait nor the iteration count is disturbed.
 func TestLoopSurvivesSignalStorm(t *testing.T) {
@@ -210,7 +190,7 @@ func TestLoopSurvivesSignalStorm(t *testing.T) {
 	go func() { done <- l.Run(context.Background()) }()
 	<-started
 	stop := make(chan struct{})
-	sent := signalStorm(int(tid.Load()), stop)
+	sent := testutil.SignalStorm(int(tid.Load()), stop)
 	err := <-done
 	close(stop)
 	n := <-sent
@@ -248,7 +228,7 @@ func TestPPollEINTR(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	stop := make(chan struct{})
-	sent := signalStorm(int(tid.Load()), stop)
+	sent := testutil.SignalStorm(int(tid.Load()), stop)
 	<-done
 	close(stop)
 	<-sent
