@@ -82,7 +82,8 @@ type Context struct {
 	stats struct {
 		dispatches, polls, bhs, handlers, timers atomic.Uint64
 	}
-	lastSweep int64 // nanotime of the last closed-fd sweep (loop thread)
+	lastSweep int64  // nanotime of the last closed-fd sweep (loop thread)
+	walks     uint32 // outermost walks, to look at the clock only now and then
 
 	errHandler atomic.Pointer[func(error)]
 }

@@ -131,11 +131,6 @@ func (l *Loop) Quit() {
 	atomic.StoreInt32((*int32)(unsafe.Pointer(&l.c.quit)), 1)
 }
 
-// Reset clears the quit flag before a new Run.
-func (l *Loop) Reset() {
-	atomic.StoreInt32((*int32)(unsafe.Pointer(&l.c.quit)), 0)
-}
-
 // Iterations reports how many iterations Run has completed on this state. Read it only
 // while the loop is not running or from the loop's own thread.
 func (l *Loop) Iterations() uint64 { return uint64(l.c.iterations) }

@@ -33,7 +33,6 @@ type Reactor struct {
 	r       *C.cshim_reactor // nil once finalized; loop thread only
 	w       *C.cshim_reactor_words
 	kickfd  int
-	epfd    int
 	gsource unsafe.Pointer
 }
 
@@ -48,16 +47,13 @@ func NewReactor(src *Source) (*Reactor, error) {
 		C.cshim_reactor_words_free(w)
 		return nil, err
 	}
-	re := &Reactor{r: r, w: w, kickfd: int(r.kickfd), epfd: int(r.epfd), gsource: unsafe.Pointer(r)}
+	re := &Reactor{r: r, w: w, kickfd: int(r.kickfd), gsource: unsafe.Pointer(r)}
 	runtime.AddCleanup(re, func(w *C.cshim_reactor_words) { C.cshim_reactor_words_free(w) }, w)
 	return re, nil
 }
 
 // GSource returns the reactor's GSource*.
 func (re *Reactor) GSource() unsafe.Pointer { return re.gsource }
-
-// EpollFD returns the epoll fd.
-func (re *Reactor) EpollFD() int { return re.epfd }
 
 // NVAL is the event bit for an fd that was closed behind the reactor's back (POLLNVAL);
 // only the poll backend can see it.

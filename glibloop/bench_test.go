@@ -1,12 +1,12 @@
 package glibloop_test
 
 import (
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/glibaio/glibaio/cshim/cbaseline"
 	"github.com/glibaio/glibaio/glibloop"
+	"github.com/glibaio/glibaio/internal/benchsuite"
 	"github.com/gotk3/gotk3/glib"
 	"golang.org/x/sys/unix"
 )
@@ -43,18 +43,12 @@ func sideBySide(b *testing.B, base, ours, floor func(n int) time.Duration) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(median(os), "ns/op")
-	b.ReportMetric(median(bs), "base-ns/op")
-	b.ReportMetric(median(ratios), "x-base")
+	b.ReportMetric(benchsuite.Median(os), "ns/op")
+	b.ReportMetric(benchsuite.Median(bs), "base-ns/op")
+	b.ReportMetric(benchsuite.Median(ratios), "x-base")
 	if floor != nil {
-		b.ReportMetric(median(floors), "floor-x")
+		b.ReportMetric(benchsuite.Median(floors), "floor-x")
 	}
-}
-
-func median(v []float64) float64 {
-	v = slices.Clone(v)
-	slices.Sort(v)
-	return v[len(v)/2]
 }
 
 // Bench sources: the Go side does exactly what the C reference source does.

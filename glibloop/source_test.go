@@ -717,3 +717,36 @@ func TestChildSourceMisuseNoCriticals(t *testing.T) {
 		t.Fatalf("GLib logged %d criticals or warnings", n)
 	}
 }
+
+// CurrentSource and SourceFromNative find the Go source being dispatched;
+// ThreadDefaultContext follows PushThreadDefault.
+func TestCurrentSourceAndThreadDefault(t *testing.T) {
+	leakcheck.Handles(t)
+	c := newContext(t)
+	var s, seen *glibloop.Source
+	s = glibloop.NewSource(&pdsrc{
+		p: func(*glibloop.Source) (bool, time.Duration) { return true, 0 },
+		d: func(*glibloop.Source) bool { seen = glibloop.CurrentSource(); return false },
+	})
+	s.Attach(c)
+	if glibloop.SourceFromNative(s.Native()) != s {
+		t.Fatal("SourceFromNative did not return the source")
+	}
+	s.Unref()
+	c.Iteration(false)
+	if seen != s || glibloop.CurrentSource() != nil {
+		t.Fatalf("CurrentSource in Dispatch = %p, want %p; outside = %p", seen, s, glibloop.CurrentSource())
+	}
+	onThread(func() {
+		if d := glibloop.ThreadDefaultContext(); d != glibloop.DefaultContext() {
+			t.Error("ThreadDefaultContext without a push is not the default context")
+		}
+		c.PushThreadDefault()
+		d := glibloop.ThreadDefaultContext()
+		if d.Native() != c.Native() {
+			t.Error("ThreadDefaultContext does not follow PushThreadDefault")
+		}
+		d.Unref()
+		c.PopThreadDefault()
+	})
+}
