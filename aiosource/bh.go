@@ -1,6 +1,7 @@
 package aiosource
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -116,11 +117,28 @@ func (b *BH) Delete() {
 }
 
 // ScheduleOneshot runs fn once in the context's next BH pass (aio_bh_schedule_oneshot).
-// Any goroutine may call it; it allocates nothing in steady state. After Close it does
-// nothing.
+// Any goroutine may call it; it takes no lock and allocates nothing while the context's
+// oneshot ring (1024 entries) has room. When the ring is full, the oneshot goes on the
+// BH list in a pooled node instead. After Close it does nothing.
 func (c *Context) ScheduleOneshot(fn func()) {
 	if c.closed.Load() {
 		return
+	}
+	for try := 0; ; try++ {
+		if c.oneshots.push(fn) {
+			// The seq store in push published fn before the ready bit (both sequentially
+			// consistent), so a loop that sees the bit finds the slot written.
+			c.r.SetReady(glibloop.ReadyNow)
+			c.r.Notify()
+			return
+		}
+		if try == oneshotFullRetries {
+			break
+		}
+		// Full: the loop is behind. Let it catch up rather than queue work behind the
+		// ring; after a few tries (the caller may be the loop itself) take the list.
+		c.r.Notify()
+		runtime.Gosched()
 	}
 	b := oneshotPool.Get().(*BH)
 	b.ctx, b.name, b.fn = c, "oneshot", fn
@@ -133,8 +151,9 @@ func (c *Context) ScheduleOneshot(fn func()) {
 func (c *Context) bhPoll() bool {
 	// Clear the ready word before taking the list: a BH pushed after this sets it again.
 	c.r.TakeReady()
+	limit := c.oneshots.tail.Load()
 	head := c.bhList.Swap(nil)
-	if head == nil && len(c.slices) == 0 {
+	if head == nil && len(c.slices) == 0 && !c.oneshots.ready() {
 		return false
 	}
 	s := c.newSlice(head)
@@ -142,11 +161,11 @@ func (c *Context) bhPoll() bool {
 	// If a callback panics, the rest of the slices runs in the next pass: keep the
 	// GSource ready for it.
 	defer func() {
-		if len(c.slices) > 0 {
+		if len(c.slices) > 0 || c.oneshots.ready() {
 			c.r.SetReady(glibloop.ReadyNow)
 		}
 	}()
-	progress := false
+	progress := c.runOneshots(limit)
 	for len(c.slices) > 0 {
 		s := c.slices[0]
 		b := s.head
@@ -213,7 +232,7 @@ func (c *Context) bhTimeout() int64 {
 		}
 		return false
 	}
-	if scan(c.bhList.Load()) {
+	if c.oneshots.ready() || scan(c.bhList.Load()) {
 		return 0
 	}
 	for _, s := range c.slices {
@@ -228,7 +247,7 @@ const idleBHTimeoutNS = 10_000_000
 
 // pendingOneshots counts the oneshot BHs still queued (for Close).
 func (c *Context) pendingOneshots() int {
-	n := 0
+	n := c.oneshots.pending()
 	count := func(b *BH) {
 		for ; b != nil; b = b.next {
 			if f := b.flags.Load(); f&bhOneshot != 0 && f&bhScheduled != 0 {

@@ -64,6 +64,7 @@ type Context struct {
 	freeSlices []*bhSlice
 	bhMu       sync.Mutex
 	liveBHs    map[*BH]struct{} // BHs made by NewBH and not yet deleted
+	oneshots   oneshotRing      // oneshot BHs (oneshot.go)
 
 	// timers (timer.go)
 	tmu    sync.Mutex
@@ -121,6 +122,7 @@ type level struct {
 func New() (*Context, error) {
 	c := &Context{liveBHs: map[*BH]struct{}{}}
 	c.oneshotWP = glibloop.NewWatchPoint("BH", "oneshot", nil)
+	c.oneshots.init()
 	r, err := glibloop.NewReactor(c.dispatch, c.finalize)
 	if err != nil {
 		return nil, err

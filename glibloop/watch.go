@@ -141,24 +141,55 @@ func (s *WatchSlot) End(prev WatchState) {
 	if prev.start == -1 {
 		return
 	}
-	p := prev.what
-	if prev.start != -2 {
-		p = s.what.Load()
+	s.running(prev).record(nanotime() - prev.begun)
+	s.Restore(prev)
+}
+
+// Lap records that the callback begun with Begin (or the last Lap) returned and that
+// the next one for the same point starts now. A run of callbacks of one point, such as
+// a batch of oneshot BHs, reads the clock once per callback instead of twice. End the
+// run with Restore, or with End if a callback panicked.
+func (s *WatchSlot) Lap(prev WatchState) WatchState {
+	if prev.start == -1 {
+		return prev
 	}
-	d := nanotime() - prev.begun
-	if p != nil {
-		p.count.Add(1)
-		p.totalNS.Add(d)
-		for {
-			m := p.maxNS.Load()
-			if d <= m || p.maxNS.CompareAndSwap(m, d) {
-				break
-			}
+	now := nanotime()
+	s.running(prev).record(now - prev.begun)
+	if prev.start != -2 {
+		s.start.Store(now) // the watchdog times the next callback from here
+	}
+	prev.begun = now
+	return prev
+}
+
+// Restore restores the callback that ran before Begin, recording nothing.
+func (s *WatchSlot) Restore(prev WatchState) {
+	if prev.start < 0 {
+		return
+	}
+	s.what.Store(prev.what)
+	s.start.Store(prev.start)
+}
+
+// running returns the point begun with the Begin that returned prev.
+func (s *WatchSlot) running(prev WatchState) *WatchPoint {
+	if prev.start == -2 {
+		return prev.what // watchdog off: Begin kept it in prev
+	}
+	return s.what.Load()
+}
+
+func (p *WatchPoint) record(d int64) {
+	if p == nil {
+		return
+	}
+	p.count.Add(1)
+	p.totalNS.Add(d)
+	for {
+		m := p.maxNS.Load()
+		if d <= m || p.maxNS.CompareAndSwap(m, d) {
+			return
 		}
-	}
-	if prev.start != -2 {
-		s.what.Store(prev.what)
-		s.start.Store(prev.start)
 	}
 }
 
