@@ -1,12 +1,16 @@
 package aiosource_test
 
 import (
-	"github.com/glibaio/glibaio/internal/leakcheck"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/glibloop"
+	"github.com/glibaio/glibaio/internal/leakcheck"
 )
 
 // Timers with equal deadlines run in the order they were armed; negative deadlines
@@ -148,8 +152,9 @@ func TestTimerNeverEarly(t *testing.T) {
 }
 
 // Under GLib the AioContext never asks for a millisecond poll timeout for its timers:
-// the nearest deadline sits on a timerfd inside its epoll fd, so any GLib loop wakes at
-// the right nanosecond.
+// the nearest deadline sits on a timerfd that GLib polls, so any GLib loop wakes at the
+// right nanosecond. GLib polls that timerfd only while a timer is armed: besides its own
+// wakeup fd it then polls the context's kick eventfd alone.
 func TestTimerUnderGLibUsesTimerfd(t *testing.T) {
 	leakcheck.Handles(t)
 	mc := glibloop.NewMainContext()
@@ -163,15 +168,31 @@ func TestTimerUnderGLibUsesTimerfd(t *testing.T) {
 		t.Fatal("Acquire")
 	}
 	defer mc.Release()
-	_, prio := mc.Prepare()
-	fds := make([]glibloop.PollFD, 8)
-	timeout, n := mc.Query(prio, fds)
-	mc.Check(prio, fds[:n])
+	polled := func() (timeout int, kinds []string) {
+		_, prio := mc.Prepare()
+		fds := make([]glibloop.PollFD, 8)
+		timeout, n := mc.Query(prio, fds)
+		mc.Check(prio, fds[:n])
+		for _, f := range fds[:n] {
+			link, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.FD))
+			if err != nil {
+				t.Fatal(err)
+			}
+			kinds = append(kinds, strings.TrimPrefix(link, "anon_inode:"))
+		}
+		sort.Strings(kinds)
+		return timeout, kinds
+	}
+	timeout, kinds := polled()
 	if timeout != -1 {
 		t.Fatalf("GLib poll timeout %d ms with an armed 1.5 ms timer, want -1 (the timerfd wakes poll)", timeout)
 	}
-	if n != 2 {
-		t.Fatalf("GLib polls %d fds, want the wakeup fd and the epoll fd", n)
+	if want := "[[eventfd] [eventfd] [timerfd]]"; fmt.Sprint(kinds) != want {
+		t.Fatalf("GLib polls %v with a timer armed, want %s (its wakeup, the kick, the timer)", kinds, want)
+	}
+	tm.Del()
+	if _, kinds = polled(); fmt.Sprint(kinds) != "[[eventfd] [eventfd]]" {
+		t.Fatalf("GLib polls %v with no timer armed, want its wakeup and the kick eventfd", kinds)
 	}
 }
 

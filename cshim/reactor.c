@@ -93,13 +93,22 @@ static int reactor_harvest(cshim_reactor *r, int timeout_ms)
  * It returns FALSE even when work is queued, with a zero timeout: GLib then polls with
  * timeout 0 (it always polls) and runs check, which clears bit 0, so work queued during
  * the dispatch that follows costs no eventfd write. Bit 0 is still cleared only in
- * check, as in QEMU. */
+ * check, as in QEMU.
+ *
+ * GLib polls the timerfd only while it is armed: each fd in GLib's poll set costs every
+ * iteration. Adding it here, before GLib's query, makes this very poll watch it. */
 static gboolean reactor_prepare(GSource *s, gint *timeout)
 {
 	cshim_reactor *r = REACTOR(s);
 	__atomic_fetch_or(&r->w->waiting, 1, __ATOMIC_SEQ_CST);
 	guint32 ready = __atomic_load_n(&r->w->ready, __ATOMIC_SEQ_CST);
 	reactor_arm(r, __atomic_load_n(&r->w->deadline, __ATOMIC_SEQ_CST));
+	if (r->armed >= 0 && !r->timer_tag) {
+		r->timer_tag = g_source_add_unix_fd(s, r->timerfd, G_IO_IN);
+	} else if (r->armed < 0 && r->timer_tag) {
+		g_source_remove_unix_fd(s, r->timer_tag);
+		r->timer_tag = NULL;
+	}
 	if (ready & CSHIM_READY_NOW)
 		*timeout = 0;
 	else if (ready & CSHIM_READY_IDLE)
@@ -126,15 +135,27 @@ static gboolean reactor_dispatch(GSource *s, GSourceFunc cb, gpointer data)
 	(void)data;
 	cshim_reactor *r = REACTOR(s);
 	r->nev = 0;
-	g_mutex_lock(&r->lock);
-	/* poll backend: GLib polled each fd itself; its revents cost no syscall to read */
-	for (int i = 0; i < r->nreg; i++) {
-		GIOCondition rev = g_source_query_unix_fd(s, r->reg[i].fdtag);
-		if (rev)
-			push_event(r, r->reg[i].fd, rev, r->reg[i].tag);
+	if (g_source_query_unix_fd(s, r->kick_tag))
+		drain(r->kickfd); /* the handshake's wakeup: never progress */
+	if (r->timer_tag && g_source_query_unix_fd(s, r->timer_tag)) {
+		drain(r->timerfd);
+		r->armed = -1; /* expired: the next arm must write it again */
 	}
-	g_mutex_unlock(&r->lock);
-	if (g_source_query_unix_fd(s, r->epfd_tag))
+	/* poll backend: GLib polled each fd itself; its revents cost no syscall to read.
+	 * With none registered, skip the lock: an fd added meanwhile was not polled yet. */
+	if (__atomic_load_n(&r->nreg, __ATOMIC_RELAXED) > 0) {
+		g_mutex_lock(&r->lock);
+		for (int i = 0; i < r->nreg; i++) {
+			GIOCondition rev = g_source_query_unix_fd(s, r->reg[i].fdtag);
+			if (rev)
+				push_event(r, r->reg[i].fd, rev, r->reg[i].tag);
+		}
+		g_mutex_unlock(&r->lock);
+	}
+	/* epoll backend: GLib polled the epoll fd (set once, under the lock, by the
+	 * upgrade; the loop thread reads it after GLib's poll saw it) */
+	gpointer eptag = __atomic_load_n(&r->epfd_tag, __ATOMIC_ACQUIRE);
+	if (eptag && g_source_query_unix_fd(s, eptag))
 		reactor_harvest(r, 0);
 	return cshimSourceDispatch(r->src.handle);
 }
@@ -201,7 +222,9 @@ cshim_reactor *cshim_reactor_new(uintptr_t handle, cshim_reactor_words *w)
 	r->cap = 16;
 	r->ev = g_new(cshim_event, r->cap);
 	g_mutex_init(&r->lock);
-	r->epfd_tag = g_source_add_unix_fd(s, epfd, G_IO_IN);
+	/* GLib polls the kick eventfd itself, and the epoll fd only once fds move into it:
+	 * polling an epoll fd costs the kernel more than an eventfd. */
+	r->kick_tag = g_source_add_unix_fd(s, kickfd, G_IO_IN);
 	return r;
 }
 
@@ -267,8 +290,11 @@ static void upgrade_to_epoll(cshim_reactor *r)
 	}
 	g_free(r->reg);
 	r->reg = NULL;
-	r->nreg = r->regcap = 0;
+	__atomic_store_n(&r->nreg, 0, __ATOMIC_RELAXED);
+	r->regcap = 0;
 	r->epoll_mode = 1;
+	__atomic_store_n(&r->epfd_tag, g_source_add_unix_fd(&r->src.base, r->epfd, G_IO_IN),
+			 __ATOMIC_RELEASE);
 }
 
 int cshim_reactor_add(cshim_reactor *r, int fd, guint32 events, guint32 tag)
@@ -297,7 +323,7 @@ int cshim_reactor_add(cshim_reactor *r, int fd, guint32 events, guint32 tag)
 			r->reg[r->nreg].events = events;
 			r->reg[r->nreg].tag = tag;
 			r->reg[r->nreg].fdtag = g_source_add_unix_fd(&r->src.base, fd, (GIOCondition)events);
-			r->nreg++;
+			__atomic_store_n(&r->nreg, r->nreg + 1, __ATOMIC_RELAXED); /* read unlocked by dispatch */
 		}
 	}
 	g_mutex_unlock(&r->lock);
@@ -336,7 +362,8 @@ int cshim_reactor_del(cshim_reactor *r, int fd)
 			err = -ENOENT;
 		} else {
 			g_source_remove_unix_fd(&r->src.base, r->reg[i].fdtag);
-			r->reg[i] = r->reg[--r->nreg];
+			r->reg[i] = r->reg[r->nreg - 1];
+			__atomic_store_n(&r->nreg, r->nreg - 1, __ATOMIC_RELAXED);
 		}
 	}
 	g_mutex_unlock(&r->lock);
