@@ -190,19 +190,19 @@ func cshimReleaseCallback(id C.uintptr_t) {
 // IdleAdd attaches a GLib idle source that calls fn until it returns false, and returns
 // its source id.
 func IdleAdd(ctx unsafe.Pointer, priority int, fn func() bool) uint {
-	return uint(C.cshim_idle_add((*C.GMainContext)(ctx), C.gint(priority), C.uintptr_t(register(&callback{fn: fn}))))
+	return uint(C.cshim_idle_add((*C.GMainContext)(ctx), C.gint(priority), C.uintptr_t(register(fn, nil))))
 }
 
 // TimeoutAdd attaches a GLib timeout source (interval in ms) that calls fn until it
 // returns false, and returns its source id.
 func TimeoutAdd(ctx unsafe.Pointer, priority int, intervalMS uint32, fn func() bool) uint {
 	return uint(C.cshim_timeout_add((*C.GMainContext)(ctx), C.gint(priority), C.guint(intervalMS),
-		C.uintptr_t(register(&callback{fn: fn}))))
+		C.uintptr_t(register(fn, nil))))
 }
 
 // UnixFDAdd attaches a GLib unix fd source that calls fn(fd, revents) until it returns
 // false, and returns its source id.
 func UnixFDAdd(ctx unsafe.Pointer, priority int, fd int, cond uint, fn func(int, uint) bool) uint {
 	return uint(C.cshim_unix_fd_add((*C.GMainContext)(ctx), C.gint(priority), C.gint(fd),
-		C.GIOCondition(cond), C.uintptr_t(register(&callback{fdfn: fn}))))
+		C.GIOCondition(cond), C.uintptr_t(register(nil, fn))))
 }

@@ -85,7 +85,7 @@ func RemoveByID(ctx unsafe.Pointer, id uint) bool {
 // Invoke runs g_main_context_invoke_full with fn: synchronously when the calling thread
 // owns ctx (or may acquire it as its thread default), otherwise from an idle source.
 func Invoke(ctx unsafe.Pointer, priority int, fn func()) {
-	id := register(&callback{fn: func() bool { fn(); return false }})
+	id := register(func() bool { fn(); return false }, nil)
 	raise(C.cshim_invoke(ctxp(ctx), C.gint(priority), C.uintptr_t(id)).panic)
 }
 

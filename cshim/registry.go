@@ -19,7 +19,15 @@ type callback struct {
 	fdfn func(fd int, cond uint) bool
 }
 
-type chunk [chunkSize]atomic.Pointer[callback]
+// slot is one id's entry. cb is published while the id is live; spare is the callback
+// it reuses from one registration to the next, so registering allocates nothing once
+// the id has been used (IdleAdd makes one callback per call).
+type slot struct {
+	cb    atomic.Pointer[callback]
+	spare *callback // under registry.mu
+}
+
+type chunk [chunkSize]slot
 
 var registry struct {
 	chunks atomic.Pointer[[]*chunk]
@@ -28,8 +36,10 @@ var registry struct {
 	next   uint32   // ids below next have been handed out
 }
 
-// register stores cb and returns its id, which is never 0.
-func register(cb *callback) uintptr {
+func slotOf(id uint32) *slot { return &(*registry.chunks.Load())[id/chunkSize][id%chunkSize] }
+
+// register stores fn (or fdfn) and returns its id, which is never 0.
+func register(fn func() bool, fdfn func(fd int, cond uint) bool) uintptr {
 	registry.mu.Lock()
 	var id uint32
 	if n := len(registry.free); n > 0 {
@@ -47,22 +57,30 @@ func register(cb *callback) uintptr {
 			registry.chunks.Store(&grown)
 		}
 	}
-	// Published before the id reaches C, so a dispatch always finds it.
-	(*registry.chunks.Load())[id/chunkSize][id%chunkSize].Store(cb)
+	s := slotOf(id)
+	cb := s.spare
+	if cb == nil {
+		cb = new(callback)
+		s.spare = cb
+	}
+	cb.fn, cb.fdfn = fn, fdfn
+	// Published before the id reaches C, so a dispatch always finds it; the atomic
+	// store orders the writes above before the dispatching thread's Load.
+	s.cb.Store(cb)
 	registry.mu.Unlock()
 	liveHandles.Add(1)
 	return uintptr(id) + 1
 }
 
-func lookup(id uintptr) *callback {
-	i := uint32(id - 1)
-	return (*registry.chunks.Load())[i/chunkSize][i%chunkSize].Load()
-}
+func lookup(id uintptr) *callback { return slotOf(uint32(id - 1)).cb.Load() }
 
+// release forgets id. No lookup of id may follow (C clears its copy first).
 func release(id uintptr) {
 	i := uint32(id - 1)
-	(*registry.chunks.Load())[i/chunkSize][i%chunkSize].Store(nil)
+	s := slotOf(i)
+	s.cb.Store(nil)
 	registry.mu.Lock()
+	s.spare.fn, s.spare.fdfn = nil, nil // drop the closures for the collector
 	registry.free = append(registry.free, i)
 	registry.mu.Unlock()
 	liveHandles.Add(-1)

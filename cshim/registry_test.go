@@ -14,7 +14,7 @@ func TestRegistry(t *testing.T) {
 	var ids []uintptr
 	for i := 0; i < 3*chunkSize; i++ {
 		i := i
-		id := register(&callback{fn: func() bool { return i%2 == 0 }})
+		id := register(func() bool { return i%2 == 0 }, nil)
 		if id == 0 {
 			t.Fatal("register returned id 0")
 		}
@@ -28,7 +28,7 @@ func TestRegistry(t *testing.T) {
 	for _, id := range ids {
 		release(id)
 	}
-	reused := register(&callback{})
+	reused := register(nil, nil)
 	if reused > uintptr(3*chunkSize) {
 		t.Fatalf("released ids were not reused: got %d", reused)
 	}
@@ -41,7 +41,7 @@ func TestRegistry(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 2000; i++ {
 				want := i
-				id := register(&callback{fdfn: func(fd int, _ uint) bool { return fd == want }})
+				id := register(nil, func(fd int, _ uint) bool { return fd == want })
 				if !lookup(id).fdfn(want, 0) {
 					t.Error("concurrent lookup returned another callback")
 					return

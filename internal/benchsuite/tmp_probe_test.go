@@ -3,6 +3,7 @@ package benchsuite
 import (
 	"testing"
 
+	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/cshim/cbaseline"
 	"github.com/glibaio/glibaio/glibloop"
 )
@@ -14,19 +15,42 @@ func BenchmarkProbe(b *testing.B) {
 		b.ResetTimer()
 		bi.Run(b.N)
 	})
-	b.Run("iter-empty-aio", func(b *testing.B) {
-		bi, _ := NewBHIteration()
-		defer bi.Close()
+	b.Run("C-driven-self-resched-bh", func(b *testing.B) {
+		mc := glibloop.NewMainContext()
+		defer mc.Unref()
+		c, _ := aiosource.New()
+		defer c.Close()
+		c.Attach(mc)
+		var bh *aiosource.BH
+		bh = c.NewBH("x", func() { bh.Schedule() })
+		defer bh.Delete()
+		bh.Schedule()
 		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			bi.mc.Iteration(false)
-		}
+		cbaseline.Iterate(mc.Native(), b.N)
+	})
+	b.Run("C-driven-self-resched-bh-nostats", func(b *testing.B) {
+		glibloop.SetCallbackStats(false)
+		defer glibloop.SetCallbackStats(true)
+		mc := glibloop.NewMainContext()
+		defer mc.Unref()
+		c, _ := aiosource.New()
+		defer c.Close()
+		c.Attach(mc)
+		var bh *aiosource.BH
+		bh = c.NewBH("x", func() { bh.Schedule() })
+		defer bh.Delete()
+		bh.Schedule()
+		b.ResetTimer()
+		cbaseline.Iterate(mc.Native(), b.N)
 	})
 	b.Run("C-iter-empty-aio", func(b *testing.B) {
-		bi, _ := NewBHIteration()
-		defer bi.Close()
+		mc := glibloop.NewMainContext()
+		defer mc.Unref()
+		c, _ := aiosource.New()
+		defer c.Close()
+		c.Attach(mc)
 		b.ResetTimer()
-		cbaseline.Iterate(bi.mc.Native(), b.N)
+		cbaseline.Iterate(mc.Native(), b.N)
 	})
 	b.Run("C-iter-bare-ctx", func(b *testing.B) {
 		mc := glibloop.NewMainContext()
