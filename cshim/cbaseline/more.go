@@ -65,3 +65,10 @@ func Iterate(ctx unsafe.Pointer, n int) time.Duration {
 // MainLoopUnref drops a GMainLoop* reference, for loops made through APIs that cannot
 // (gotk3 v0.6.3's glib.MainLoop has no Unref).
 func MainLoopUnref(loop unsafe.Pointer) { C.g_main_loop_unref((*C.GMainLoop)(loop)) }
+
+// ReadyIterate runs n rounds of: mark a C source shaped like the reactor ready, then one
+// non-blocking iteration that dispatches it (its dispatch does nothing). It is the floor
+// of any "queue work, then one GLib iteration runs it" design on this machine.
+func ReadyIterate(ctx unsafe.Pointer, n int) time.Duration {
+	return time.Duration(C.cb_ready_iterate((*C.GMainContext)(ctx), C.gint64(n)))
+}

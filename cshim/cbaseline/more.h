@@ -21,4 +21,6 @@ void cb_main_loop_quit(void);
 
 /* A bare GLib iteration loop: n non-blocking iterations of c. Returns elapsed ns. */
 gint64 cb_iterate(GMainContext *c, gint64 n);
+/* n rounds of: mark a reactor-shaped C source ready, one iteration (it dispatches) */
+gint64 cb_ready_iterate(GMainContext *c, gint64 n);
 #endif

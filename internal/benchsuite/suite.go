@@ -278,6 +278,14 @@ func (b *BHIteration) Close() {
 	b.Ctx.Close()
 }
 
+// ReadyIterate measures the floor of BH schedule + iteration: one GLib iteration of the
+// default context that dispatches a C source shaped like the reactor, in C.
+func ReadyIterate(n int) time.Duration {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return cbaseline.ReadyIterate(glibloop.DefaultContext().Native(), n)
+}
+
 // Gotk3Idle measures gotk3's glib.IdleAdd plus Iteration on the default context.
 func Gotk3Idle(n int) time.Duration {
 	runtime.LockOSThread()
