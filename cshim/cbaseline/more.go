@@ -31,6 +31,7 @@ func RemoveUnixFDSources(ctx unsafe.Pointer) { C.cb_unix_fd_sources_remove((*C.G
 const (
 	TimerReadyTime = 0 // a GSource re-armed with g_source_set_ready_time under g_main_loop_run
 	TimerBareFD    = 1 // a bare timerfd read in a loop: the floor
+	TimerFDSource  = 2 // a C GSource polling a timerfd under g_main_loop_run
 )
 
 // TimerLateness re-arms a timer of the given period rounds times and returns how late

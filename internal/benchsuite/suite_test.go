@@ -116,7 +116,7 @@ func BenchmarkTimerLateness(b *testing.B) {
 	for _, m := range []struct {
 		name string
 		mode int
-	}{{"ready-time-GSource", cbaseline.TimerReadyTime}, {"bare-timerfd", cbaseline.TimerBareFD}} {
+	}{{"ready-time-GSource", cbaseline.TimerReadyTime}, {"bare-timerfd", cbaseline.TimerBareFD}, {"timerfd-C-GSource", cbaseline.TimerFDSource}} {
 		b.Run(m.name, func(b *testing.B) {
 			mc := glibloop.NewMainContext()
 			defer mc.Unref()
