@@ -2,6 +2,7 @@ package glibloop_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -13,15 +14,16 @@ import (
 // Check, because the fd it watches makes it ready.
 type counterSource struct {
 	fd   int
-	seen int
+	seen uint64
 	done func()
 }
 
 func (c *counterSource) Dispatch(s *glibloop.Source) bool {
 	var b [8]byte
-	unix.Read(c.fd, b[:])
-	c.seen++
-	if c.seen == 3 {
+	if n, _ := unix.Read(c.fd, b[:]); n == 8 {
+		c.seen += binary.NativeEndian.Uint64(b[:]) // writes made before this read add up
+	}
+	if c.seen >= 3 {
 		c.done()
 		return false // remove the source
 	}

@@ -15,10 +15,12 @@ import (
 // its state in C memory, so GLib's prepare and check never cross into Go. Only dispatch
 // does, once per iteration, with the fd events already harvested.
 //
-// The epoll set also holds a kick eventfd (the handshake's wakeup) and a timerfd armed
-// at the deadline set with SetDeadline, which gives timers nanosecond precision under
-// any GLib driver (gtk_main included) instead of GLib's rounded-up milliseconds. Both
-// are drained inside the reactor and never reported as events.
+// The reactor also owns a kick eventfd (the handshake's wakeup) and a timerfd armed at
+// the deadline set with SetDeadline, which gives timers nanosecond precision under any
+// GLib driver (gtk_main included) instead of GLib's rounded-up milliseconds. GLib polls
+// the kick eventfd, and the timerfd only while it is armed: each fd in GLib's poll set
+// costs every iteration. Both are drained inside the reactor and never reported as
+// events.
 //
 // The same fds can be waited for without GLib with Wait, from the thread that owns the
 // loop. A Reactor holds one reference on its Source until Close.
