@@ -161,12 +161,13 @@ func (c *Context) bhPoll() bool {
 	// If a callback panics, the rest of the slices runs in the next pass: keep the
 	// GSource ready for it.
 	defer func() {
-		if len(c.slices) > 0 || c.oneshots.ready() {
+		if !c.closed.Load() && (len(c.slices) > 0 || c.oneshots.ready()) {
 			c.r.SetReady(glibloop.ReadyNow)
 		}
 	}()
 	progress := c.runOneshots(limit)
-	for len(c.slices) > 0 {
+	// A Close from a callback ends the pass: Close counted what is left as never run.
+	for len(c.slices) > 0 && !c.closed.Load() {
 		s := c.slices[0]
 		b := s.head
 		if b == nil {

@@ -32,7 +32,8 @@ type oneshotSlot struct {
 type oneshotRing struct {
 	tail  atomic.Uint64 // the next position to claim (producers, CAS)
 	_     [56]byte      // keep the producers' line away from the consumer's head
-	head  uint64        // the next position to run (loop thread only)
+	head  uint64        // the oldest position not yet freed (loop thread only)
+	held  int           // slots after head consumed out of order (loop thread only)
 	slots [oneshotRingSize]oneshotSlot
 }
 
@@ -61,37 +62,84 @@ func (q *oneshotRing) push(fn func()) bool {
 	}
 }
 
-// ready reports whether the oldest oneshot is written and can run now. A slot claimed
-// but not yet written does not count: its producer notifies the loop once it is.
-func (q *oneshotRing) ready() bool {
-	return q.slots[q.head&(oneshotRingSize-1)].seq.Load() == q.head+1
-}
+// A producer may be descheduled between claiming its slot and writing it. The consumer
+// does not wait for it: it runs the written slots behind it, out of order, so every
+// ScheduleOneshot that has returned runs in the next pass, as with QEMU's list. A slot
+// consumed out of order is held (seq = pos+2) rather than freed: only head frees slots,
+// in order, so no producer can lap a position the head has not passed, and head never
+// mistakes a slot of a later lap for one it consumed. For pos in [head, tail), seq is
+// pos (claimed, being written), pos+1 (written) or pos+2 (consumed, held); a held slot
+// reads as full to a producer one lap ahead (pos+2 < pos+size).
 
-// pending counts the claimed slots that have not run (for Close).
-func (q *oneshotRing) pending() int { return int(q.tail.Load() - q.head) }
-
-// pop takes the oldest oneshot if it was claimed before position limit and is written.
-func (q *oneshotRing) pop(limit uint64) (func(), bool) {
-	if q.head >= limit {
-		return nil, false
-	}
-	s := &q.slots[q.head&(oneshotRingSize-1)]
-	if s.seq.Load() != q.head+1 {
-		return nil, false // claimed, not yet written
+// take takes the oneshot at pos if it is written and not yet consumed.
+func (q *oneshotRing) take(pos uint64) (func(), bool) {
+	s := &q.slots[pos&(oneshotRingSize-1)]
+	if s.seq.Load() != pos+1 {
+		return nil, false // being written (its producer notifies), or consumed already
 	}
 	fn := s.fn
-	s.fn = nil                            // drop the reference before the slot is reused
-	s.seq.Store(q.head + oneshotRingSize) // free the slot for the producer one lap ahead
+	s.fn = nil // drop the reference before the slot is reused
+	if pos != q.head {
+		s.seq.Store(pos + 2) // held until head gets here
+		q.held++
+		return fn, true
+	}
+	// Free this slot and the held ones after it for the producers one lap ahead.
+	s.seq.Store(pos + oneshotRingSize)
 	q.head++
+	for q.held > 0 {
+		h := &q.slots[q.head&(oneshotRingSize-1)]
+		if h.seq.Load() != q.head+2 {
+			break
+		}
+		h.seq.Store(q.head + oneshotRingSize)
+		q.head++
+		q.held--
+	}
 	return fn, true
 }
 
+// ready reports whether a written oneshot waits. Slots claimed but not yet written do
+// not count: their producers notify the loop once they are.
+func (q *oneshotRing) ready() bool {
+	tail := q.tail.Load()
+	for pos := q.head; pos < tail; pos++ {
+		if q.slots[pos&(oneshotRingSize-1)].seq.Load() == pos+1 {
+			return true
+		}
+	}
+	return false
+}
+
+// pending counts the claimed oneshots that have not run (for Close).
+func (q *oneshotRing) pending() int {
+	n := 0
+	tail := q.tail.Load()
+	for pos := q.head; pos < tail; pos++ {
+		if q.slots[pos&(oneshotRingSize-1)].seq.Load() != pos+2 {
+			n++
+		}
+	}
+	return n
+}
+
 // runOneshots runs the ring's oneshots that were claimed before limit, the tail when the
-// pass began: one scheduled by a callback of this pass runs in the next pass. The head
-// moves before each callback, so a panic loses nothing and a nested pass continues
-// where this one stands. The run is timed with one clock read per callback.
+// pass began: one scheduled by a callback of this pass runs in the next pass. Each is
+// taken before its callback runs, so a panic loses nothing and a nested pass skips what
+// this one ran. A Close from a callback stops the pass: Close has already counted the
+// rest as never run. The run is timed with one clock read per callback.
 func (c *Context) runOneshots(limit uint64) bool {
-	fn, ok := c.oneshots.pop(limit)
+	pos := c.oneshots.head
+	next := func() (func(), bool) {
+		for ; pos < limit && !c.closed.Load(); pos++ {
+			if fn, ok := c.oneshots.take(pos); ok {
+				pos++
+				return fn, true
+			}
+		}
+		return nil, false
+	}
+	fn, ok := next()
 	if !ok {
 		return false
 	}
@@ -108,7 +156,7 @@ func (c *Context) runOneshots(limit uint64) bool {
 		c.stats.bhs.Add(1)
 		fn()
 		st = c.slot.Lap(st)
-		fn, ok = c.oneshots.pop(limit)
+		fn, ok = next()
 	}
 	finished = true
 	return true

@@ -159,3 +159,37 @@ func TestOneshotBatchWatchdog(t *testing.T) {
 }
 
 func slowOneshot() { time.Sleep(400 * time.Millisecond) }
+
+// Close from a callback ends the pass: what Close reported as never run does not run,
+// whether it waits in the oneshot ring or on the BH list.
+func TestCloseFromCallbackStopsThePass(t *testing.T) {
+	leakcheck.Handles(t)
+	for _, kind := range []string{"oneshot", "BH"} {
+		c, err := aiosource.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var closeErr error
+		ranAfter := 0
+		switch kind {
+		case "oneshot":
+			c.ScheduleOneshot(func() { closeErr = c.Close() })
+			c.ScheduleOneshot(func() { ranAfter++ })
+			c.ScheduleOneshot(func() { ranAfter++ })
+		case "BH":
+			var a, b *aiosource.BH
+			b = c.NewBH("b", func() { ranAfter++ })
+			a = c.NewBH("a", func() { b.Delete(); closeErr = c.Close() })
+			b.Schedule() // LIFO: a runs first
+			a.Schedule()
+			defer a.Delete()
+		}
+		c.Poll(false)
+		if !c.Closed() || ranAfter != 0 {
+			t.Fatalf("%s: %d callbacks ran after Close", kind, ranAfter)
+		}
+		if kind == "oneshot" && (closeErr == nil || !strings.Contains(closeErr.Error(), "2 oneshot BH(s) never ran")) {
+			t.Fatalf("Close: %v", closeErr)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package aiosource_test
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -153,17 +154,14 @@ func TestTimerNeverEarly(t *testing.T) {
 
 // Under GLib the AioContext never asks for a millisecond poll timeout for its timers:
 // the nearest deadline sits on a timerfd that GLib polls, so any GLib loop wakes at the
-// right nanosecond. GLib polls that timerfd only while a timer is armed: besides its own
-// wakeup fd it then polls the context's kick eventfd alone.
+// right nanosecond. Until a timer is first armed GLib polls, besides its own wakeup fd,
+// only the context's kick eventfd.
 func TestTimerUnderGLibUsesTimerfd(t *testing.T) {
 	leakcheck.Handles(t)
 	mc := glibloop.NewMainContext()
 	defer mc.Unref()
 	c := newCtx(t)
 	c.Attach(mc)
-	tm := c.NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, func() {})
-	tm.ModNS(aiosource.ClockNS(aiosource.ClockRealtime) + 1500*aiosource.ScaleUS)
-	defer tm.Del()
 	if !mc.Acquire() {
 		t.Fatal("Acquire")
 	}
@@ -183,6 +181,12 @@ func TestTimerUnderGLibUsesTimerfd(t *testing.T) {
 		sort.Strings(kinds)
 		return timeout, kinds
 	}
+	if _, kinds := polled(); fmt.Sprint(kinds) != "[[eventfd] [eventfd]]" {
+		t.Fatalf("GLib polls %v before any timer, want its wakeup and the kick eventfd", kinds)
+	}
+	tm := c.NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, func() {})
+	tm.ModNS(aiosource.ClockNS(aiosource.ClockRealtime) + 1500*aiosource.ScaleUS)
+	defer tm.Del()
 	timeout, kinds := polled()
 	if timeout != -1 {
 		t.Fatalf("GLib poll timeout %d ms with an armed 1.5 ms timer, want -1 (the timerfd wakes poll)", timeout)
@@ -190,9 +194,48 @@ func TestTimerUnderGLibUsesTimerfd(t *testing.T) {
 	if want := "[[eventfd] [eventfd] [timerfd]]"; fmt.Sprint(kinds) != want {
 		t.Fatalf("GLib polls %v with a timer armed, want %s (its wakeup, the kick, the timer)", kinds, want)
 	}
-	tm.Del()
-	if _, kinds = polled(); fmt.Sprint(kinds) != "[[eventfd] [eventfd]]" {
-		t.Fatalf("GLib polls %v with no timer armed, want its wakeup and the kick eventfd", kinds)
+}
+
+// A timer that is armed, fires and is not re-armed costs one blocking GLib iteration,
+// and the next blocking iteration sleeps: starting or stopping to watch the timerfd
+// does not wake GLib for nothing.
+func TestTimerOneShotCostsOneIteration(t *testing.T) {
+	leakcheck.Handles(t)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	mc := glibloop.NewMainContext()
+	defer mc.Unref()
+	c := newCtx(t)
+	c.Attach(mc)
+	if !mc.Acquire() {
+		t.Fatal("Acquire")
+	}
+	defer mc.Release()
+	for mc.Iteration(false) {
+	}
+	for round := 0; round < 3; round++ {
+		fired := false
+		tm := c.NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, func() { fired = true })
+		tm.ModNS(aiosource.ClockNS(aiosource.ClockRealtime) + int64(10*time.Millisecond))
+		iters := 0
+		for !fired && iters < 100 {
+			iters++
+			mc.Iteration(true)
+		}
+		// The first timer ever armed adds the timerfd to GLib's poll set, which wakes
+		// GLib once; after that, one iteration per timer.
+		if want := 1; iters != want && !(round == 0 && iters == 2) {
+			t.Fatalf("round %d: the timer took %d blocking iterations, want %d", round, iters, want)
+		}
+		woke := time.AfterFunc(100*time.Millisecond, c.Notify)
+		start := time.Now()
+		mc.Iteration(true)
+		if slept := time.Since(start); slept < 50*time.Millisecond {
+			t.Fatalf("round %d: the blocking iteration after the timer returned after %v, want it to sleep until Notify", round, slept)
+		}
+		woke.Stop()
+		for mc.Iteration(false) {
+		}
 	}
 }
 

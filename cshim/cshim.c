@@ -156,14 +156,21 @@ static guint attach_with_cell(GSource *s, GMainContext *c, gint priority, GSourc
 }
 
 /* The idle source calls Go straight from its dispatch, without a GSourceCallback or a
- * cell to allocate. Its prepare reports it ready at every iteration, as GLib's own idle
- * source does (a ready time of 0 would cost GLib a clock read per iteration). It uses
- * the cshim_source layout but its own table, so it is never taken for a Go-defined
- * source. */
+ * cell to allocate. Its prepare and check report it ready at every iteration, as GLib's
+ * own idle source does (a ready time of 0 would cost GLib a clock read per iteration).
+ * check matters for an idle attached from another thread while the owner polls: GLib
+ * only checks it, and it must run in the iteration its attach woke. It uses the
+ * cshim_source layout but its own table, so it is never taken for a Go-defined source. */
 static gboolean idle_prepare(GSource *s, gint *timeout)
 {
 	(void)s;
 	*timeout = 0;
+	return TRUE;
+}
+
+static gboolean idle_check(GSource *s)
+{
+	(void)s;
 	return TRUE;
 }
 
@@ -188,7 +195,7 @@ static void idle_finalize(GSource *s)
 		cshimReleaseCallback(h);
 }
 
-static GSourceFuncs cshim_idle_funcs = {idle_prepare, NULL, idle_dispatch, idle_finalize, NULL, NULL};
+static GSourceFuncs cshim_idle_funcs = {idle_prepare, idle_check, idle_dispatch, idle_finalize, NULL, NULL};
 
 guint cshim_idle_add(GMainContext *c, gint priority, uintptr_t handle)
 {

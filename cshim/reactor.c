@@ -36,11 +36,14 @@ static void reactor_arm(cshim_reactor *r, gint64 when)
 		r->armed = when < 0 ? -1 : when;
 }
 
-static void drain(int fd)
+/* Reads an eventfd or timerfd; FALSE if there was nothing to read. */
+static gboolean drain(int fd)
 {
 	guint64 v;
-	while (read(fd, &v, sizeof v) < 0 && errno == EINTR)
+	ssize_t n;
+	while ((n = read(fd, &v, sizeof v)) < 0 && errno == EINTR)
 		;
+	return n == sizeof v;
 }
 
 
@@ -77,8 +80,8 @@ static int reactor_harvest(cshim_reactor *r, int timeout_ms)
 		if (fd == r->kickfd) {
 			drain(fd); /* the handshake's wakeup: never progress */
 		} else if (fd == r->timerfd) {
-			drain(fd);
-			r->armed = -1; /* expired: the next arm must write it again */
+			if (drain(fd))
+				r->armed = -1; /* expired: the next arm must write it again */
 		} else {
 			push_event(r, fd, ev[i].events, EPTAG(ev[i].data.u64));
 		}
@@ -95,20 +98,19 @@ static int reactor_harvest(cshim_reactor *r, int timeout_ms)
  * the dispatch that follows costs no eventfd write. Bit 0 is still cleared only in
  * check, as in QEMU.
  *
- * GLib polls the timerfd only while it is armed: each fd in GLib's poll set costs every
- * iteration. Adding it here, before GLib's query, makes this very poll watch it. */
+ * GLib polls the timerfd only once a timer was first armed: each fd in GLib's poll set
+ * costs every iteration, so a context without timers does not pay for it. Adding it here,
+ * before GLib's query, makes this very poll watch it. It is never removed: adding or
+ * removing a unix fd writes GLib's wakeup fd, which would cost an empty iteration each
+ * time the last timer fires or a first one is armed. */
 static gboolean reactor_prepare(GSource *s, gint *timeout)
 {
 	cshim_reactor *r = REACTOR(s);
 	__atomic_fetch_or(&r->w->waiting, 1, __ATOMIC_SEQ_CST);
 	guint32 ready = __atomic_load_n(&r->w->ready, __ATOMIC_SEQ_CST);
 	reactor_arm(r, __atomic_load_n(&r->w->deadline, __ATOMIC_SEQ_CST));
-	if (r->armed >= 0 && !r->timer_tag) {
+	if (r->armed >= 0 && !r->timer_tag)
 		r->timer_tag = g_source_add_unix_fd(s, r->timerfd, G_IO_IN);
-	} else if (r->armed < 0 && r->timer_tag) {
-		g_source_remove_unix_fd(s, r->timer_tag);
-		r->timer_tag = NULL;
-	}
 	if (ready & CSHIM_READY_NOW)
 		*timeout = 0;
 	else if (ready & CSHIM_READY_IDLE)
@@ -137,12 +139,12 @@ static gboolean reactor_dispatch(GSource *s, GSourceFunc cb, gpointer data)
 	r->nev = 0;
 	if (g_source_query_unix_fd(s, r->kick_tag))
 		drain(r->kickfd); /* the handshake's wakeup: never progress */
-	if (r->timer_tag && g_source_query_unix_fd(s, r->timer_tag)) {
-		drain(r->timerfd);
+	if (r->timer_tag && g_source_query_unix_fd(s, r->timer_tag) && drain(r->timerfd))
 		r->armed = -1; /* expired: the next arm must write it again */
-	}
 	/* poll backend: GLib polled each fd itself; its revents cost no syscall to read.
-	 * With none registered, skip the lock: an fd added meanwhile was not polled yet. */
+	 * With none registered, skip the lock. An fd being added right now may already have
+	 * been polled before its count is visible here: poll is level-triggered, so it is
+	 * reported again next iteration. */
 	if (__atomic_load_n(&r->nreg, __ATOMIC_RELAXED) > 0) {
 		g_mutex_lock(&r->lock);
 		for (int i = 0; i < r->nreg; i++) {

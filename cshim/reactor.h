@@ -10,8 +10,8 @@
  *
  * A kick eventfd (the wakeup of the handshake) and a timerfd armed at the loop's nearest
  * deadline, so timers are not rounded up to GLib's millisecond timeout, sit in the epoll
- * set for Wait; GLib polls them directly (the timerfd only while armed) and polls the
- * epoll fd only in epoll mode. Both are drained here and never reported to Go.
+ * set for Wait; GLib polls them directly (the timerfd once a timer was first armed) and
+ * polls the epoll fd only in epoll mode. Both are drained here and never reported to Go.
  */
 #ifndef GLIBAIO_CSHIM_REACTOR_H
 #define GLIBAIO_CSHIM_REACTOR_H
@@ -59,7 +59,7 @@ typedef struct {
 	cshim_reactor_words *w;
 	int epfd, kickfd, timerfd;
 	gpointer kick_tag;  /* GLib polls the kick eventfd directly */
-	gpointer timer_tag; /* and the timerfd while it is armed (loop thread) */
+	gpointer timer_tag; /* and the timerfd once a timer was armed (loop thread) */
 	gpointer epfd_tag;  /* and the epoll fd once in epoll mode (set under lock) */
 	gint64 armed; /* the deadline the timerfd holds; loop thread only */
 	cshim_event *ev;

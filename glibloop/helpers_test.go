@@ -1,11 +1,13 @@
 package glibloop_test
 
 import (
-	"github.com/glibaio/glibaio/internal/leakcheck"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/glibaio/glibaio/glibloop"
+	"github.com/glibaio/glibaio/internal/leakcheck"
 )
 
 func TestIdleAdd(t *testing.T) {
@@ -130,4 +132,25 @@ func TestManySourcesNoLeak(t *testing.T) {
 		glibloop.IdleAdd(c, func() bool { return false })
 	}
 	iterateUntilIdle(c)
+}
+
+// An idle added from another goroutine while the owner blocks in Iteration(true) runs in
+// the very iteration its attach woke, as with GLib's own idle source.
+func TestIdleAddFromOtherGoroutineRunsInWakingIteration(t *testing.T) {
+	leakcheck.Handles(t)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c := newContext(t)
+	if !c.Acquire() {
+		t.Fatal("Acquire")
+	}
+	defer c.Release()
+	var ran atomic.Bool
+	go func() {
+		time.Sleep(20 * time.Millisecond) // let the owner block in poll first
+		glibloop.IdleAdd(c, func() bool { ran.Store(true); return false })
+	}()
+	if dispatched := c.Iteration(true); !dispatched || !ran.Load() {
+		t.Fatalf("Iteration(true) = %v, idle ran = %v; want both true", dispatched, ran.Load())
+	}
 }

@@ -18,8 +18,8 @@ import (
 // The reactor also owns a kick eventfd (the handshake's wakeup) and a timerfd armed at
 // the deadline set with SetDeadline, which gives timers nanosecond precision under any
 // GLib driver (gtk_main included) instead of GLib's rounded-up milliseconds. GLib polls
-// the kick eventfd, and the timerfd only while it is armed: each fd in GLib's poll set
-// costs every iteration. Both are drained inside the reactor and never reported as
+// the kick eventfd, and the timerfd once a deadline was first set: each fd in GLib's
+// poll set costs every iteration, so a loop without timers does not pay for it. Both are drained inside the reactor and never reported as
 // events.
 //
 // The same fds can be waited for without GLib with Wait, from the thread that owns the

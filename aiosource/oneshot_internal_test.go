@@ -1,0 +1,116 @@
+package aiosource
+
+import (
+	"testing"
+
+	"github.com/glibaio/glibaio/glibloop"
+	"github.com/glibaio/glibaio/internal/leakcheck"
+)
+
+// stall claims the ring's next slot the way push does, without writing it: a producer
+// descheduled between its CAS and its store. It returns a function that finishes the
+// write and notifies, as push's caller would.
+func stall(t *testing.T, c *Context, fn func()) (finish func()) {
+	t.Helper()
+	q := &c.oneshots
+	pos := q.tail.Load()
+	if q.slots[pos&(oneshotRingSize-1)].seq.Load() != pos || !q.tail.CompareAndSwap(pos, pos+1) {
+		t.Fatal("could not claim a slot")
+	}
+	return func() {
+		s := &q.slots[pos&(oneshotRingSize-1)]
+		s.fn = fn
+		s.seq.Store(pos + 1)
+		c.r.SetReady(glibloop.ReadyNow)
+		c.Notify()
+	}
+}
+
+// A producer stalled between claiming its slot and writing it holds back nobody: the
+// oneshots claimed after it run in the next pass, and it runs once written. Nothing runs
+// twice, and the ring stays consistent over many laps afterwards.
+func TestOneshotRingStalledProducer(t *testing.T) {
+	leakcheck.Handles(t)
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	runs := map[string]int{}
+	finishA := stall(t, c, func() { runs["A"]++ })
+	c.ScheduleOneshot(func() { runs["B"]++ })
+	c.ScheduleOneshot(func() { runs["C"]++ })
+	if !c.Poll(false) || runs["B"] != 1 || runs["C"] != 1 {
+		t.Fatalf("the pass after B and C were scheduled ran %v, want B and C", runs)
+	}
+	if c.oneshots.ready() || c.computeTimeout() == 0 {
+		t.Fatal("a slot still being written counts as ready work: the loop would spin")
+	}
+	if n := c.pendingOneshots(); n != 1 {
+		t.Fatalf("pending %d, want 1 (A)", n)
+	}
+	finishA()
+	if !c.Poll(true) || runs["A"] != 1 {
+		t.Fatalf("after A was written, Poll ran %v", runs)
+	}
+	if n := c.pendingOneshots(); n != 0 || c.oneshots.head != c.oneshots.tail.Load() {
+		t.Fatalf("pending %d, head %d, tail %d after everything ran", n, c.oneshots.head, c.oneshots.tail.Load())
+	}
+	// Several laps, with a stall in the middle of each.
+	total := 0
+	for lap := 0; lap < 5; lap++ {
+		finish := stall(t, c, func() { total++ })
+		for i := 0; i < oneshotRingSize/2; i++ {
+			c.ScheduleOneshot(func() { total++ })
+		}
+		for c.Poll(false) {
+		}
+		finish()
+		for c.Poll(false) {
+		}
+	}
+	if want := 5 * (oneshotRingSize/2 + 1); total != want {
+		t.Fatalf("%d oneshots ran over the laps, want %d", total, want)
+	}
+	if n := c.pendingOneshots(); n != 0 || c.oneshots.held != 0 || c.oneshots.head != c.oneshots.tail.Load() {
+		t.Fatalf("pending %d, held %d, head %d, tail %d at the end", n, c.oneshots.held, c.oneshots.head, c.oneshots.tail.Load())
+	}
+}
+
+// While a stalled slot holds the ring's oldest position, producers cannot lap it: the
+// ring reports full one lap past it, and the overflow goes to the BH list.
+func TestOneshotRingStallBoundsTheTail(t *testing.T) {
+	leakcheck.Handles(t)
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	finish := stall(t, c, func() {})
+	n := 0
+	for i := 0; i < oneshotRingSize-1; i++ {
+		if !c.oneshots.push(func() { n++ }) {
+			t.Fatalf("push %d failed before the ring was full", i)
+		}
+	}
+	for c.Poll(false) {
+	}
+	if n != oneshotRingSize-1 {
+		t.Fatalf("%d ran", n)
+	}
+	// Every slot but the stalled one is consumed, yet position head+size is its.
+	if c.oneshots.push(func() {}) {
+		t.Fatal("a producer lapped a slot that is still being written")
+	}
+	finish()
+	for c.Poll(false) {
+	}
+	if !c.oneshots.push(func() { n++ }) {
+		t.Fatal("the ring stayed full after the stalled slot ran")
+	}
+	for c.Poll(false) {
+	}
+	if n != oneshotRingSize {
+		t.Fatalf("%d ran, want %d", n, oneshotRingSize)
+	}
+}
