@@ -1,21 +1,23 @@
 package aiosource
 
 import (
+	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/glibaio/glibaio/glibloop"
 	"github.com/glibaio/glibaio/internal/leakcheck"
 )
 
-// stall claims the ring's next slot the way push does, without writing it: a producer
-// descheduled between its CAS and its store. It returns a function that finishes the
-// write and notifies, as push's caller would.
-func stall(t *testing.T, c *Context, fn func()) (finish func()) {
-	t.Helper()
+// tryStall claims the ring's next slot the way push does, without writing it: a
+// producer descheduled between its CAS and its store. finish completes the write and
+// notifies, as push's caller would. It fails when the ring is full.
+func tryStall(c *Context, fn func()) (finish func(), ok bool) {
 	q := &c.oneshots
 	pos := q.tail.Load()
 	if q.slots[pos&(oneshotRingSize-1)].seq.Load() != pos || !q.tail.CompareAndSwap(pos, pos+1) {
-		t.Fatal("could not claim a slot")
+		return nil, false
 	}
 	return func() {
 		s := &q.slots[pos&(oneshotRingSize-1)]
@@ -23,7 +25,16 @@ func stall(t *testing.T, c *Context, fn func()) (finish func()) {
 		s.seq.Store(pos + 1)
 		c.r.SetReady(glibloop.ReadyNow)
 		c.Notify()
+	}, true
+}
+
+func stall(t *testing.T, c *Context, fn func()) (finish func()) {
+	t.Helper()
+	finish, ok := tryStall(c, fn)
+	if !ok {
+		t.Fatal("could not claim a slot")
 	}
+	return finish
 }
 
 // A producer stalled between claiming its slot and writing it holds back nobody: the
@@ -112,5 +123,67 @@ func TestOneshotRingStallBoundsTheTail(t *testing.T) {
 	}
 	if n != oneshotRingSize {
 		t.Fatalf("%d ran, want %d", n, oneshotRingSize)
+	}
+}
+
+// The same stall under a real GMainContext, with a nested GLib iteration in a oneshot
+// behind it: GLib neither spins on the stalled slot nor sleeps through the oneshots after
+// it, and finishing the stall from another goroutine wakes a blocking iteration.
+func TestOneshotRingStallUnderGLib(t *testing.T) {
+	leakcheck.Handles(t)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	mc := glibloop.NewMainContext()
+	defer mc.Unref()
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Attach(mc)
+	if !mc.Acquire() {
+		t.Fatal("Acquire")
+	}
+	defer mc.Release()
+	for mc.Iteration(false) {
+	}
+	var ranA atomic.Bool
+	runs := 0
+	finishA := stall(t, c, func() { ranA.Store(true) })
+	// nested: a oneshot that iterates GLib inside its callback, behind the stall
+	c.ScheduleOneshot(func() {
+		runs++
+		c.ScheduleOneshot(func() { runs++ })
+		for i := 0; i < 5 && mc.Iteration(false); i++ {
+		}
+	})
+	c.ScheduleOneshot(func() { runs++ })
+	n := 0
+	for mc.Iteration(false) {
+		n++
+		if n > 50 {
+			t.Fatalf("GLib spins with a stalled slot (runs %d)", runs)
+		}
+	}
+	if runs != 3 {
+		t.Fatalf("runs %d", runs)
+	}
+	go func() { time.Sleep(30 * time.Millisecond); finishA() }()
+	start := time.Now()
+	for !ranA.Load() && time.Since(start) < 2*time.Second {
+		mc.Iteration(true)
+	}
+	if !ranA.Load() {
+		t.Fatal("A never ran")
+	}
+	n = 0
+	for mc.Iteration(false) {
+		n++
+		if n > 50 {
+			t.Fatal("spin after A")
+		}
+	}
+	if c.oneshots.head != c.oneshots.tail.Load() || c.oneshots.held != 0 {
+		t.Fatalf("head %d tail %d held %d", c.oneshots.head, c.oneshots.tail.Load(), c.oneshots.held)
 	}
 }
