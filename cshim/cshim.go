@@ -55,7 +55,7 @@ func ReleaseHandle(h cgo.Handle) {
 
 // LiveHandles reports how many handles made by NewHandle, and typed callbacks, are still
 // live. Tests use it to prove that sources and callbacks release everything they took.
-func LiveHandles() int64 { return liveHandles.Load() }
+func LiveHandles() int64 { return liveHandles.Load() + registeredCallbacks() }
 
 // NewSource creates a GSource (one reference, owned by the caller) whose callbacks are
 // src's functions, reached through a cgo.Handle that the finalize trampoline releases.

@@ -34,6 +34,7 @@ var registry struct {
 	mu     sync.Mutex
 	free   []uint32 // released ids, reused first
 	next   uint32   // ids below next have been handed out
+	live   int64    // registered and not released, for LiveHandles
 }
 
 func slotOf(id uint32) *slot { return &(*registry.chunks.Load())[id/chunkSize][id%chunkSize] }
@@ -67,8 +68,8 @@ func register(fn func() bool, fdfn func(fd int, cond uint) bool) uintptr {
 	// Published before the id reaches C, so a dispatch always finds it; the atomic
 	// store orders the writes above before the dispatching thread's Load.
 	s.cb.Store(cb)
+	registry.live++
 	registry.mu.Unlock()
-	liveHandles.Add(1)
 	return uintptr(id) + 1
 }
 
@@ -82,6 +83,13 @@ func release(id uintptr) {
 	registry.mu.Lock()
 	s.spare.fn, s.spare.fdfn = nil, nil // drop the closures for the collector
 	registry.free = append(registry.free, i)
+	registry.live--
 	registry.mu.Unlock()
-	liveHandles.Add(-1)
+}
+
+// registeredCallbacks counts the live typed callbacks.
+func registeredCallbacks() int64 {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	return registry.live
 }
