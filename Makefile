@@ -28,7 +28,7 @@ test: deps
 test-cgocheck2: deps
 	GOEXPERIMENT=cgocheck2 $(GO) test -count=1 ./...
 
-# bench: cmd/aiobench's side-by-side table (and its chart), then the go test benchmarks.
+# test-asan: the suite under AddressSanitizer, LeakSanitizer included.
 test-asan: deps
 	ASAN_OPTIONS=fast_unwind_on_malloc=0 $(GO) test -asan -count=1 ./...
 
@@ -41,9 +41,10 @@ check: deps test-cgocheck2 test-asan
 	$(GO) test -count=1 -run 'TestModel' ./aiosource -rapid.checks=10000
 	$(GO) test -run='^$$' -fuzz=FuzzAioOps -fuzztime=60s ./aiosource
 	$(GO) test -run='^$$' -fuzz=FuzzParseRequest -fuzztime=60s ./cmd/aiodemo
-	GLIBAIO_STRESS=full $(GO) test -count=1 -run 'Stress' -timeout 30m -v ./aiosource ./cmd/aiodemo
+	GLIBAIO_STRESS=full $(GO) test -count=1 -run 'Stress|OneshotRingModel' -timeout 30m -v ./aiosource ./cmd/aiodemo
 	GLIBAIO_SOAK=10m $(GO) test -count=1 -run 'TestSoak' -timeout 30m -v ./cmd/aiodemo
 
+# bench: cmd/aiobench's side-by-side table (and its chart), then the go test benchmarks.
 bench: deps
 	$(GO) run ./cmd/aiobench -svg docs/fd-scaling.svg
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...

@@ -216,25 +216,16 @@ func TestOneshotRingConcurrentNested(t *testing.T) {
 			}
 		}(p)
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	deadline := time.Now().Add(20 * time.Second)
-loop:
-	for {
-		select {
-		case <-done:
-			break loop
-		default:
-		}
-		c.Poll(true)
-		if time.Now().After(deadline) {
-			t.Fatal("timeout")
-		}
-	}
-	for total.Load() != P*N && time.Now().Before(deadline) {
+	// Loop until every oneshot ran. A lost wakeup would leave Poll(true) asleep with work
+	// queued: the rescue then fails the test instead of letting it hang.
+	var lost atomic.Bool
+	rescue := time.AfterFunc(60*time.Second, func() { lost.Store(true); c.Notify() })
+	for total.Load() != P*N && !lost.Load() {
 		c.Poll(true)
 	}
-	if total.Load() != P*N {
-		t.Fatalf("ran %d of %d", total.Load(), P*N)
+	rescue.Stop()
+	wg.Wait()
+	if lost.Load() {
+		t.Fatalf("Poll slept with %d of %d oneshots run: a lost wakeup", total.Load(), P*N)
 	}
 }
