@@ -10,8 +10,9 @@ import "sync/atomic"
 // a pooled BH on the ordinary list, so scheduling never blocks and never fails.
 //
 // Order: within a pass, the ring's oneshots run first, in the order their slots were
-// claimed, then the BH list, newest first as in QEMU. The spec guarantees no order
-// between BHs, and nothing here relies on one.
+// claimed (one whose producer has not finished writing it runs in a later pass), then
+// the BH list, newest first as in QEMU. The spec guarantees no order between BHs, and
+// nothing here relies on one.
 
 // oneshotRingSize is the number of slots; a power of two.
 const oneshotRingSize = 1024
@@ -21,8 +22,9 @@ const oneshotRingSize = 1024
 const oneshotFullRetries = 8
 
 // oneshotSlot is one ring entry. seq encodes its state for position pos (pos mod size is
-// the slot's index): seq == pos, free for the producer that claims pos; seq == pos+1, fn
-// written for the consumer; seq == pos+size, consumed and free for the next lap.
+// the slot's index): seq == pos, free for the producer that claims pos (or claimed and
+// being written); seq == pos+1, fn written for the consumer; seq == pos+2, consumed out
+// of order and held (see take); seq == pos+size, consumed and free for the next lap.
 type oneshotSlot struct {
 	seq atomic.Uint64
 	fn  func() // written only by the slot's producer before seq = pos+1 (release),
