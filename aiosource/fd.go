@@ -100,11 +100,7 @@ func (c *Context) SetFDHandler(fd int, h FDHandler) error {
 			c.mu.Unlock()
 			return fmt.Errorf("aiosource: remove fd %d: %w", fd, err)
 		}
-		t.slots[fd].Store(nil)
-		c.nodes.Add(-1)
-		if old.h.Poll == nil {
-			c.pollDisableCnt.Add(-1)
-		}
+		c.unlinkLocked(t, old)
 	} else {
 		var events uint32
 		if h.Read != nil {
@@ -146,17 +142,32 @@ func (c *Context) SetFDHandler(fd int, h FDHandler) error {
 		c.pollDisableCnt.Add(delta)
 		if old == nil {
 			c.nodes.Add(1)
+		} else {
+			c.retireLocked(old)
 		}
-	}
-	if old != nil {
-		// Walkers that hold old see the flag; the next outermost walker frees it.
-		old.deleted.Store(true)
-		c.deleted = append(c.deleted, old)
-		c.ndeleted.Store(int32(len(c.deleted)))
 	}
 	c.mu.Unlock()
 	c.Notify() // a blocked loop must rebuild its view of the fds
 	return nil
+}
+
+// unlinkLocked removes n, its fd's live node, from the table and the counts, and
+// retires it. c.mu is held.
+func (c *Context) unlinkLocked(t *fdTable, n *fdNode) {
+	t.slots[n.fd].Store(nil)
+	c.nodes.Add(-1)
+	if n.h.Poll == nil {
+		c.pollDisableCnt.Add(-1)
+	}
+	c.retireLocked(n)
+}
+
+// retireLocked marks n removed: walkers that hold it see the flag and skip it, and the
+// next outermost walker frees it. c.mu is held.
+func (c *Context) retireLocked(n *fdNode) {
+	n.deleted.Store(true)
+	c.deleted = append(c.deleted, n)
+	c.ndeleted.Store(int32(len(c.deleted)))
 }
 
 // tableFor returns a table with room for fd, growing it if needed. c.mu is held.
@@ -291,14 +302,7 @@ func (c *Context) dropClosedFD(n *fdNode) {
 	t := c.table.Load()
 	if t.get(int32(n.fd)) == n {
 		c.r.Delete(n.fd)
-		t.slots[n.fd].Store(nil)
-		c.nodes.Add(-1)
-		if n.h.Poll == nil {
-			c.pollDisableCnt.Add(-1)
-		}
-		n.deleted.Store(true)
-		c.deleted = append(c.deleted, n)
-		c.ndeleted.Store(int32(len(c.deleted)))
+		c.unlinkLocked(t, n)
 	}
 	c.mu.Unlock()
 	c.reportError(&ClosedFDError{FD: n.fd})
