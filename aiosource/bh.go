@@ -136,8 +136,8 @@ func (c *Context) ScheduleOneshot(fn func()) {
 			break
 		}
 		// Full: the loop is behind. Let it catch up rather than queue work behind the
-		// ring; after a few tries (the caller may be the loop itself) take the list.
-		c.r.Notify()
+		// ring; after a few tries (the caller may be the loop itself) take the list. No
+		// Notify here: the producers of the oneshots filling the ring already notified.
 		runtime.Gosched()
 	}
 	b := oneshotPool.Get().(*BH)
