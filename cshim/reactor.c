@@ -47,7 +47,6 @@ static gboolean drain(int fd)
 }
 
 
-
 static void push_event(cshim_reactor *r, int fd, guint32 events, guint32 tag)
 {
 	if (r->nev == r->cap) {
@@ -242,28 +241,33 @@ int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns)
 			reactor_arm(r, -1);
 		return reactor_harvest(r, timeout_ns == 0 ? 0 : -1);
 	}
-	/* poll backend: one ppoll over the epoll fd (kick, timer) and every fd, with a ns
-	 * timeout. A fd removed meanwhile may still report; the Go side ignores it. */
-	int n = r->nreg + 1;
+	/* poll backend: one ppoll over the kick and timer fds and every fd, with a ns
+	 * timeout; polling the epoll fd instead would cost the kernel more, and a wakeup an
+	 * epoll_wait more. A fd removed meanwhile may still report; the Go side ignores it. */
+	enum { KICK, TIMER, FIRST_REG };
+	int n = r->nreg + FIRST_REG;
 	if (n > r->pfdcap) {
 		r->pfdcap = n * 2;
 		r->pfds = g_renew(GPollFD, r->pfds, r->pfdcap);
 		r->ptags = g_renew(guint32, r->ptags, r->pfdcap);
 	}
-	r->pfds[0] = (GPollFD){.fd = r->epfd, .events = G_IO_IN};
+	r->pfds[KICK] = (GPollFD){.fd = r->kickfd, .events = G_IO_IN};
+	r->pfds[TIMER] = (GPollFD){.fd = r->timerfd, .events = G_IO_IN};
 	for (int i = 0; i < r->nreg; i++) {
-		r->pfds[i + 1] = (GPollFD){.fd = r->reg[i].fd, .events = r->reg[i].events};
-		r->ptags[i + 1] = r->reg[i].tag;
+		r->pfds[FIRST_REG + i] = (GPollFD){.fd = r->reg[i].fd, .events = r->reg[i].events};
+		r->ptags[FIRST_REG + i] = r->reg[i].tag;
 	}
 	g_mutex_unlock(&r->lock);
 	int ret = cshim_ppoll(r->pfds, n, timeout_ns);
 	if (ret < 0)
 		return ret;
-	for (int i = 1; i < n; i++)
+	for (int i = FIRST_REG; i < n; i++)
 		if (r->pfds[i].revents)
 			push_event(r, r->pfds[i].fd, r->pfds[i].revents, r->ptags[i]);
-	if (r->pfds[0].revents)
-		return reactor_harvest(r, 0);
+	if (r->pfds[KICK].revents)
+		drain(r->kickfd); /* the handshake's wakeup: never progress */
+	if (r->pfds[TIMER].revents && drain(r->timerfd))
+		r->armed = -1; /* expired: the next arm must write it again */
 	return 0;
 }
 

@@ -10,8 +10,9 @@
  *
  * A kick eventfd (the wakeup of the handshake) and a timerfd armed at the loop's nearest
  * deadline, so timers are not rounded up to GLib's millisecond timeout, sit in the epoll
- * set for Wait; GLib polls them directly (the timerfd once a timer was first armed) and
- * polls the epoll fd only in epoll mode. Both are drained here and never reported to Go.
+ * set for Wait in epoll mode; GLib, and Wait in poll mode, poll them directly (GLib the
+ * timerfd once a timer was first armed), and the epoll fd only in epoll mode. Both are
+ * drained here and never reported to Go.
  */
 #ifndef GLIBAIO_CSHIM_REACTOR_H
 #define GLIBAIO_CSHIM_REACTOR_H
