@@ -19,8 +19,8 @@ import (
 // the deadline set with SetDeadline, which gives timers nanosecond precision under any
 // GLib driver (gtk_main included) instead of GLib's rounded-up milliseconds. GLib polls
 // the kick eventfd, and the timerfd once a deadline was first set: each fd in GLib's
-// poll set costs every iteration, so a loop without timers does not pay for it. Both are drained inside the reactor and never reported as
-// events.
+// poll set costs every iteration, so a loop without timers does not pay for it. Both
+// are drained inside the reactor and never reported as events.
 //
 // The same fds can be waited for without GLib with Wait, from the thread that owns the
 // loop. A Reactor holds one reference on its Source until Close.
