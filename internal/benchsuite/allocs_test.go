@@ -16,8 +16,8 @@ import (
 func TestSteadyStateAllocs(t *testing.T) {
 	leakcheck.Handles(t)
 	as := Allocs()
-	if len(as) != 4 {
-		t.Fatalf("%d allocation measurements, want 4", len(as))
+	if len(as) != 5 {
+		t.Fatalf("%d allocation measurements, want 5", len(as))
 	}
 	for _, a := range as {
 		if a.PerOp != 0 {

@@ -274,6 +274,8 @@ func Allocs() []Alloc {
 	bh := c.NewBH("allocs", func() {})
 	out = append(out, Alloc{"BH schedule + run (Poll)", allocsPerRun(1000, func() { bh.Schedule(); c.Poll(false) })})
 	bh.Delete()
+	nop := func() {}
+	out = append(out, Alloc{"oneshot schedule + run (Poll)", allocsPerRun(1000, func() { c.ScheduleOneshot(nop); c.Poll(false) })})
 
 	fl, err := NewFDLoop(0)
 	if err == nil {
