@@ -151,7 +151,7 @@ func TestSuiteRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 13 || len(sc.Ours) != len(FDCounts) || len(sc.GLib) != len(FDCounts) {
+	if len(rows) != 14 || len(sc.Ours) != len(FDCounts) || len(sc.GLib) != len(FDCounts) {
 		t.Fatalf("%d rows, %d/%d scaling points", len(rows), len(sc.Ours), len(sc.GLib))
 	}
 	js, _ := json.Marshal(rows[0])
