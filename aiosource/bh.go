@@ -5,7 +5,9 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/glibaio/glibaio/glibloop"
+	"github.com/glibaio/glibaio/internal/reactor"
+
+	"github.com/glibaio/glibaio/internal/watch"
 )
 
 // BH flags (QEMU's BH_*).
@@ -25,7 +27,7 @@ type BH struct {
 	fn    func()
 	flags atomic.Uint32
 	next  *BH // list link, written by the goroutine that pushes the BH while it owns it
-	wp    *glibloop.WatchPoint
+	wp    *watch.Point
 }
 
 // bhSlice is the part of the BH list that one (possibly nested) bhPoll took.
@@ -37,7 +39,7 @@ var oneshotPool = sync.Pool{New: func() any { return new(BH) }}
 // report and in statistics. Delete it when it is no longer needed. After Close it
 // returns a BH whose methods do nothing.
 func (c *Context) NewBH(name string, fn func()) *BH {
-	b := &BH{ctx: c, name: name, fn: fn, wp: glibloop.NewWatchPoint("BH", name, fn)}
+	b := &BH{ctx: c, name: name, fn: fn, wp: watch.NewPoint("BH", name, fn)}
 	c.bhMu.Lock()
 	if c.closed.Load() {
 		b.flags.Store(bhDeleted)
@@ -68,9 +70,9 @@ func (b *BH) enqueue(flags uint32) {
 	}
 	// Publish the work to the GSource prepare/check before the notification.
 	if flags&bhIdle != 0 {
-		c.r.SetReady(glibloop.ReadyIdle)
+		c.r.SetReady(reactor.ReadyIdle)
 	} else {
-		c.r.SetReady(glibloop.ReadyNow)
+		c.r.SetReady(reactor.ReadyNow)
 	}
 	c.r.Notify()
 }
@@ -128,7 +130,7 @@ func (c *Context) ScheduleOneshot(fn func()) {
 		if c.oneshots.push(fn) {
 			// The seq store in push published fn before the ready bit (both sequentially
 			// consistent), so a loop that sees the bit finds the slot written.
-			c.r.SetReady(glibloop.ReadyNow)
+			c.r.SetReady(reactor.ReadyNow)
 			c.r.Notify()
 			return
 		}
@@ -162,7 +164,7 @@ func (c *Context) bhPoll() bool {
 	// GSource ready for it.
 	defer func() {
 		if !c.closed.Load() && (len(c.slices) > 0 || c.oneshots.ready()) {
-			c.r.SetReady(glibloop.ReadyNow)
+			c.r.SetReady(reactor.ReadyNow)
 		}
 	}()
 	progress := c.runOneshots(limit)

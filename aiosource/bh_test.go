@@ -1,12 +1,13 @@
 package aiosource_test
 
 import (
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
 
 	"github.com/glibaio/glibaio/aiosource"
 )

@@ -8,7 +8,10 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/glibaio/glibaio/internal/reactor"
+
 	"github.com/glibaio/glibaio/glibloop"
+	"github.com/glibaio/glibaio/internal/watch"
 )
 
 // Errors returned by aiosource.
@@ -34,7 +37,7 @@ var (
 // context. Use the context from one driver at a time: GLib iterations of the context it
 // is attached to, or Poll, never both concurrently (both may nest inside callbacks).
 type Context struct {
-	r   *glibloop.Reactor
+	r   *reactor.Reactor
 	src *glibloop.Source
 
 	closed atomic.Bool
@@ -77,8 +80,8 @@ type Context struct {
 
 	pool pool // the thread pool (pool.go)
 
-	slot      glibloop.WatchSlot   // the callback running now (statistics, stall watchdog)
-	oneshotWP *glibloop.WatchPoint // shared by all oneshot BHs
+	slot      watch.Slot   // the callback running now (statistics, stall watchdog)
+	oneshotWP *watch.Point // shared by all oneshot BHs
 
 	stats struct {
 		dispatches, polls, bhs, handlers, timers atomic.Uint64
@@ -113,7 +116,7 @@ func (c *Context) Stats() Stats {
 
 // level holds the buffers of one (possibly nested) dispatch or Poll.
 type level struct {
-	events []glibloop.ReactorEvent
+	events []reactor.Event
 	ready  []readyHandler
 }
 
@@ -121,9 +124,9 @@ type level struct {
 // use Attach, or drive it with Poll.
 func New() (*Context, error) {
 	c := &Context{liveBHs: map[*BH]struct{}{}}
-	c.oneshotWP = glibloop.NewWatchPoint("BH", "oneshot", nil)
+	c.oneshotWP = watch.NewPoint("BH", "oneshot", nil)
 	c.oneshots.init()
-	r, err := glibloop.NewReactor(c.dispatch, c.finalize)
+	r, err := reactor.New(c.dispatch, c.finalize)
 	if err != nil {
 		return nil, err
 	}
@@ -132,13 +135,13 @@ func New() (*Context, error) {
 	c.src.SetCanRecurse(true) // as QEMU: a nested loop inside a callback may dispatch it again
 	c.table.Store(&fdTable{})
 	c.pool.init(c)
-	glibloop.RegisterWatchSlot(&c.slot)
+	watch.Register(&c.slot)
 	return c, nil
 }
 
 // call runs one callback between the watch slot's Begin and End, so its time counts
 // in its statistics and a stall in it is seen by the watchdog, panic or not.
-func (c *Context) call(wp *glibloop.WatchPoint, fn func()) {
+func (c *Context) call(wp *watch.Point, fn func()) {
 	st := c.slot.Begin(wp)
 	defer c.slot.End(st)
 	fn()
@@ -151,20 +154,20 @@ func (c *Context) CallbackStats() []glibloop.CallbackStats {
 	var out []glibloop.CallbackStats
 	c.bhMu.Lock()
 	for b := range c.liveBHs {
-		out = append(out, b.wp.Stats())
+		out = append(out, glibloop.CallbackStats(b.wp.Stats()))
 	}
 	c.bhMu.Unlock()
-	out = append(out, c.oneshotWP.Stats())
+	out = append(out, glibloop.CallbackStats(c.oneshotWP.Stats()))
 	t := c.table.Load()
 	for i := range t.slots {
 		if n := t.slots[i].Load(); n != nil {
-			out = append(out, n.wpRead.Stats(), n.wpWrite.Stats())
+			out = append(out, glibloop.CallbackStats(n.wpRead.Stats()), glibloop.CallbackStats(n.wpWrite.Stats()))
 		}
 	}
 	c.tmu.Lock()
 	for ct := range c.clocks {
 		for tm := c.clocks[ct].head; tm != nil; tm = tm.next {
-			out = append(out, tm.wp.Stats())
+			out = append(out, glibloop.CallbackStats(tm.wp.Stats()))
 		}
 	}
 	c.tmu.Unlock()
@@ -269,7 +272,7 @@ func (c *Context) Closed() bool { return c.closed.Load() }
 // holds none: the Context keeps its own), the context is closed from here on.
 func (c *Context) finalize() {
 	c.closed.Store(true)
-	glibloop.UnregisterWatchSlot(&c.slot)
+	watch.Unregister(&c.slot)
 }
 
 // LeakError is returned by Close when the context still had live work.
@@ -309,7 +312,7 @@ func (c *Context) leave(lv *level) {
 
 // dispatch is the GSource dispatch: BHs, then the fd handlers whose events the reactor
 // harvested, then timers (aio_dispatch).
-func (c *Context) dispatch(events []glibloop.ReactorEvent) {
+func (c *Context) dispatch(events []reactor.Event) {
 	if c.closed.Load() {
 		return
 	}

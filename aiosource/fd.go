@@ -7,7 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/glibaio/glibaio/glibloop"
+	"github.com/glibaio/glibaio/internal/reactor"
+
+	"github.com/glibaio/glibaio/internal/watch"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,7 +40,7 @@ type fdNode struct {
 	gen             uint32 // this registration's reactor tag: events of older ones are dropped
 	h               FDHandler
 	deleted         atomic.Bool
-	wpRead, wpWrite *glibloop.WatchPoint // PollReady counts as read
+	wpRead, wpWrite *watch.Point // PollReady counts as read
 
 	// Owned by the thread that drives the context.
 	inPoll    bool   // on c.pollHandlers
@@ -127,8 +129,8 @@ func (c *Context) SetFDHandler(fd int, h FDHandler) error {
 			n.wpRead.SetFunc(h.Read)
 			n.wpWrite.SetFunc(h.Write)
 		} else {
-			n.wpRead = glibloop.NewWatchPoint("fd handler", fmt.Sprintf("fd %d read", fd), h.Read)
-			n.wpWrite = glibloop.NewWatchPoint("fd handler", fmt.Sprintf("fd %d write", fd), h.Write)
+			n.wpRead = watch.NewPoint("fd handler", fmt.Sprintf("fd %d read", fd), h.Read)
+			n.wpWrite = watch.NewPoint("fd handler", fmt.Sprintf("fd %d write", fd), h.Write)
 		}
 		t = c.tableFor(fd)
 		t.slots[fd].Store(n)
@@ -216,7 +218,7 @@ func (c *Context) nextGen() uint32 {
 // here: a handler that replaces it during the walk is not visited in this walk. An event
 // of an older registration of the fd (replaced, or closed and its number reused) is
 // dropped: its tag is not the node's.
-func (c *Context) resolve(events []glibloop.ReactorEvent, ready []readyHandler) []readyHandler {
+func (c *Context) resolve(events []reactor.Event, ready []readyHandler) []readyHandler {
 	t := c.table.Load()
 	for _, ev := range events {
 		if n := t.get(ev.FD); n != nil && n.gen == ev.Tag {
@@ -261,7 +263,7 @@ func (c *Context) dispatchHandler(n *fdNode, revents uint32) bool {
 		return false
 	}
 	h := n.h
-	if revents&glibloop.EventNVAL != 0 {
+	if revents&reactor.EventNVAL != 0 {
 		c.dropClosedFD(n)
 		return false
 	}
@@ -320,7 +322,7 @@ func (c *Context) maybeSweepClosedFDs() {
 	if c.walks++; c.walks&255 != 0 || c.nodes.Load() == 0 {
 		return
 	}
-	now := nanotime()
+	now := watch.Nanotime()
 	if now-c.lastSweep < int64(epollSweepInterval) {
 		return
 	}

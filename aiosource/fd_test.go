@@ -2,10 +2,11 @@ package aiosource_test
 
 import (
 	"errors"
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
 
 	"github.com/glibaio/glibaio/aiosource"
 	"golang.org/x/sys/unix"

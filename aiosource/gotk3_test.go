@@ -3,20 +3,22 @@ package aiosource_test
 import (
 	"unsafe"
 
-	"github.com/glibaio/glibaio/cshim/cbaseline"
-	"github.com/glibaio/glibaio/internal/leakcheck"
+	"github.com/glibaio/glibaio/glibloop/gotk3"
+
 	"testing"
 
+	"github.com/glibaio/glibaio/internal/cbaseline"
+	"github.com/glibaio/glibaio/internal/leakcheck"
+
 	"github.com/glibaio/glibaio/aiosource"
-	"github.com/glibaio/glibaio/glibloop"
 	"github.com/gotk3/gotk3/glib"
 )
 
-// gotk3's own GMainLoop drives a MainLoop attached through FromGotk3, sub-millisecond
+// gotk3's own GMainLoop drives a MainLoop attached through gotk3.Wrap, sub-millisecond
 // timers included.
 func TestGotk3LoopDrivesAio(t *testing.T) {
 	leakcheck.Handles(t)
-	ml, err := aiosource.NewMainLoop(glibloop.FromGotk3(glib.MainContextDefault()))
+	ml, err := aiosource.NewMainLoop(gotk3.Wrap(glib.MainContextDefault()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,13 @@ package aiosource_test
 
 import (
 	"errors"
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
 
 	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/glibloop"

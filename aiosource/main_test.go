@@ -1,8 +1,9 @@
 package aiosource_test
 
 import (
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"testing"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
 
 	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/glibloop"

@@ -9,10 +9,11 @@ package aiosource_test
 import (
 	"errors"
 	"fmt"
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
 
 	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/glibloop"

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glibaio/glibaio/internal/reactor"
+
 	"github.com/glibaio/glibaio/glibloop"
 	"github.com/glibaio/glibaio/internal/leakcheck"
 )
@@ -23,7 +25,7 @@ func tryStall(c *Context, fn func()) (finish func(), ok bool) {
 		s := &q.slots[pos&(oneshotRingSize-1)]
 		s.fn = fn
 		s.seq.Store(pos + 1)
-		c.r.SetReady(glibloop.ReadyNow)
+		c.r.SetReady(reactor.ReadyNow)
 		c.Notify()
 	}, true
 }

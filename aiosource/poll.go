@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"runtime/debug"
 
+	"github.com/glibaio/glibaio/internal/reactor"
+
 	"github.com/glibaio/glibaio/glibloop"
+	"github.com/glibaio/glibaio/internal/watch"
 )
 
 // Poll runs one iteration of the context (aio_poll): BHs, then ready fd handlers, then
@@ -49,7 +52,7 @@ func (c *Context) pollWalk(blocking bool) (progress bool) {
 	maxNS := c.pollMaxNS.Load()
 	var start int64
 	if maxNS != 0 {
-		start = nanotime()
+		start = watch.Nanotime()
 	}
 	timeout := int64(0)
 	if blocking {
@@ -77,7 +80,7 @@ func (c *Context) pollWalk(blocking bool) (progress bool) {
 			timeout, progress = 0, true
 		}
 		events, err := c.r.Wait(timeout)
-		if err != nil && !errors.Is(err, glibloop.ErrReactorClosed) {
+		if err != nil && !errors.Is(err, reactor.ErrClosed) {
 			c.reportError(fmt.Errorf("aiosource: epoll_wait: %w", err))
 		}
 		lv.events = append(lv.events, events...)
@@ -90,7 +93,7 @@ func (c *Context) pollWalk(blocking bool) (progress bool) {
 
 	var blockNS int64
 	if maxNS != 0 {
-		blockNS = nanotime() - start
+		blockNS = watch.Nanotime() - start
 	}
 	if c.bhPoll() {
 		progress = true
@@ -181,20 +184,20 @@ func (c *Context) tryPollMode(timeout *int64) (progress, polled bool) {
 // runPollHandlers calls every poll handler's Poll until one reports readiness or maxNS
 // passed, then takes the elapsed time off the timeout (run_poll_handlers).
 func (c *Context) runPollHandlers(maxNS int64, timeout *int64) bool {
-	start := nanotime()
+	start := watch.Nanotime()
 	progress := false
 	for {
 		if c.runPollHandlersOnce(timeout) {
 			progress = true
 		}
-		elapsed := nanotime() - start
+		elapsed := watch.Nanotime() - start
 		maxNS = soonest(*timeout, maxNS)
 		if elapsed >= maxNS {
 			break
 		}
 	}
 	if *timeout > 0 {
-		*timeout = max(*timeout-(nanotime()-start), 0)
+		*timeout = max(*timeout-(watch.Nanotime()-start), 0)
 	}
 	return progress
 }

@@ -1,10 +1,11 @@
 package aiosource_test
 
 import (
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
 
 	"github.com/glibaio/glibaio/aiosource"
 )

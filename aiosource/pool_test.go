@@ -2,13 +2,14 @@ package aiosource_test
 
 import (
 	"errors"
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
 
 	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/glibloop"

@@ -1,11 +1,12 @@
 package aiosource_test
 
 import (
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
 
 	"github.com/glibaio/glibaio/aiosource"
 	"golang.org/x/sys/unix"

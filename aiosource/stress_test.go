@@ -1,7 +1,6 @@
 package aiosource_test
 
 import (
-	"github.com/glibaio/glibaio/internal/testutil"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -9,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/glibaio/glibaio/internal/testutil"
 
 	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/internal/leakcheck"

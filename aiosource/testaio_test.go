@@ -6,9 +6,10 @@ package aiosource_test
 // iteration reports whether the source was dispatched, not whether work progressed.
 
 import (
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"testing"
 	"time"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
 
 	"github.com/glibaio/glibaio/aiosource"
 )

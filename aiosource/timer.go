@@ -2,12 +2,9 @@ package aiosource
 
 import (
 	"fmt"
-	"reflect"
-	"runtime"
 	"time"
-	_ "unsafe" // for go:linkname
 
-	"github.com/glibaio/glibaio/glibloop"
+	"github.com/glibaio/glibaio/internal/watch"
 )
 
 // ClockType selects the clock of a timer (QEMUClockType). Clocks run in this order.
@@ -44,16 +41,13 @@ func (t ClockType) String() string {
 	return fmt.Sprintf("ClockType(%d)", int(t))
 }
 
-//go:linkname nanotime runtime.nanotime
-func nanotime() int64 // CLOCK_MONOTONIC through the vDSO: the timerfd's clock
-
 // ClockNS returns the current time of a clock in ns (qemu_clock_get_ns). The monotonic
 // clocks share CLOCK_MONOTONIC's epoch; ClockHost is Unix time.
 func ClockNS(t ClockType) int64 {
 	if t == ClockHost {
 		return time.Now().UnixNano()
 	}
-	return nanotime()
+	return watch.Nanotime()
 }
 
 // Timer is a QEMUTimer: a callback that runs on the context's thread once its clock
@@ -65,7 +59,7 @@ type Timer struct {
 	fn     func()
 	expire int64 // ns; -1 when not pending. Guarded by ctx.tmu.
 	next   *Timer
-	wp     *glibloop.WatchPoint
+	wp     *watch.Point
 }
 
 // timerList is one clock's pending timers, sorted by expire time, FIFO among equals.
@@ -82,7 +76,7 @@ func (c *Context) NewTimer(t ClockType, scale int64, fn func()) *Timer {
 		scale = ScaleNS
 	}
 	return &Timer{ctx: c, clock: t, scale: scale, fn: fn, expire: -1,
-		wp: glibloop.NewWatchPoint("timer", funcName(fn)+" on clock "+t.String(), fn)}
+		wp: watch.NewPoint("timer", watch.FuncName(fn)+" on clock "+t.String(), fn)}
 }
 
 // Mod arms the timer to expire at expire, in its scale (timer_mod), replacing any
@@ -172,7 +166,7 @@ func (c *Context) updateDeadlineLocked() {
 		}
 		e := h.expire
 		if ct == ClockHost { // wall clock: convert what remains to the monotonic clock
-			e = max(nanotime()+(e-ClockNS(ClockHost)), 0) // a time in the past is due: 0, not "none"
+			e = max(watch.Nanotime()+(e-ClockNS(ClockHost)), 0) // a time in the past is due: 0, not "none"
 		}
 		if d < 0 || e < d {
 			d = e
@@ -252,7 +246,7 @@ func (c *Context) disarmAll() []string {
 	var out []string
 	for ct := ClockType(0); ct < numClocks; ct++ {
 		for t := c.clocks[ct].head; t != nil; {
-			out = append(out, fmt.Sprintf("timer on clock %s (callback %s) still armed", ct, funcName(t.fn)))
+			out = append(out, fmt.Sprintf("timer on clock %s (callback %s) still armed", ct, watch.FuncName(t.fn)))
 			next := t.next
 			t.expire, t.next = -1, nil
 			t = next
@@ -262,15 +256,4 @@ func (c *Context) disarmAll() []string {
 	c.armed.Store(0)
 	c.r.SetDeadline(-1)
 	return out
-}
-
-func funcName(fn any) string {
-	v := reflect.ValueOf(fn)
-	if v.Kind() != reflect.Func || v.IsNil() {
-		return "nil"
-	}
-	if f := runtime.FuncForPC(v.Pointer()); f != nil {
-		return f.Name()
-	}
-	return "?"
 }

@@ -1,10 +1,11 @@
 package aiosource_test
 
 import (
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
 
 	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/glibloop"

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "cshim.h"
+#include "clock.h"
 #include "_cgo_export.h"
 
 #include <errno.h>
@@ -312,16 +313,9 @@ cshim_result cshim_invoke(GMainContext *c, gint priority, uintptr_t handle)
 
 /* ---- the loop driver ----------------------------------------------------------------- */
 
-static gint64 now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (gint64)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 int cshim_ppoll(GPollFD *fds, guint n, gint64 timeout_ns)
 {
-	gint64 deadline = timeout_ns > 0 ? now_ns() + timeout_ns : 0;
+	gint64 deadline = timeout_ns > 0 ? cshim_now_ns() + timeout_ns : 0;
 	for (;;) {
 		struct timespec ts, *tsp = NULL;
 		if (timeout_ns >= 0) {
@@ -337,7 +331,7 @@ int cshim_ppoll(GPollFD *fds, guint n, gint64 timeout_ns)
 			return -errno;
 		/* A Go runtime signal (SIGURG, SIGPROF, ...) must not end the wait early. */
 		if (timeout_ns > 0) {
-			timeout_ns = deadline - now_ns();
+			timeout_ns = deadline - cshim_now_ns();
 			if (timeout_ns < 0)
 				timeout_ns = 0;
 		}

@@ -6,12 +6,15 @@
 // provides the driver calls through which Go runs GLib code that may call back into Go
 // (Iteration, Unref, Destroy, the loop driver, ...): every trampoline recovers a Go panic
 // so that it never unwinds through GLib's frames, and the driver call that was waiting
-// above those frames raises it again as a *PanicError once GLib has returned. When no Go
-// driver call is waiting (foreign C code such as gtk_main drives the context), the
-// handler set with SetPanicHandler receives the panic instead.
+// above those frames hands it back once GLib has returned, for glibloop to raise as its
+// PanicError. When no Go driver call is waiting (foreign C code such as gtk_main drives
+// the context), the handler set with SetPanicHandler receives the panic instead.
 //
-// Nothing here knows about AIO, and no Go pointer is ever stored in C memory. Most users
-// want package glibloop, which builds the public API on top of this one.
+// Nothing here knows about AIO, and no Go pointer is ever stored in C memory.
+//
+// This package is glibaio's implementation detail: it has no compatibility promise, and
+// no user needs anything it exports. Use package glibloop, which builds the public API
+// on top of it, and package aiosource.
 package cshim
 
 /*
@@ -23,6 +26,7 @@ import "C"
 import (
 	"fmt"
 	"runtime/cgo"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 )
@@ -36,8 +40,13 @@ type Source struct {
 	Dispatch func() bool // false removes the source
 	Finalize func()      // may be nil; runs once, on any thread
 	Describe func() string
-	Owner    any // the Go object the source belongs to, for SourceOwner
+	Owner    any // the Go object the source belongs to (SourceOwner); see AdoptSource
+
+	adopted func() // the finalization of an Owner that AdoptSource made (under adoptMu)
 }
+
+// adoptMu guards the Owner and adopted fields of Sources once they are published.
+var adoptMu sync.Mutex
 
 var liveHandles atomic.Int64
 
@@ -64,14 +73,27 @@ func NewSource(src *Source) unsafe.Pointer {
 	return unsafe.Pointer(C.cshim_source_new(C.uintptr_t(h), cbool(src.Prepare != nil), cbool(src.Check != nil)))
 }
 
-// SourceOwner returns the Owner of a GSource made by NewSource, or nil when the source
-// is not a Go-defined one or has been finalized.
-func SourceOwner(gsrc unsafe.Pointer) any {
+// SourceOwner returns the Owner of a Go-defined GSource (NewSource, NewReactor), or nil
+// when it has none, is not a Go-defined one or has been finalized. The caller holds a
+// reference on gsrc.
+func SourceOwner(gsrc unsafe.Pointer) any { return AdoptSource(gsrc, nil) }
+
+// AdoptSource is SourceOwner, except that a Go-defined source without an Owner gets
+// one: adopt (when not nil) makes it, once per source, and the finalized function it
+// returns runs when GLib finalizes the source, before the source's Finalize. A reactor's source gets its Go wrapper this
+// way, from the package that owns the wrapper type.
+func AdoptSource(gsrc unsafe.Pointer, adopt func() (owner any, finalized func())) any {
 	h := cgo.Handle(C.cshim_source_handle((*C.GSource)(gsrc)))
 	if h == 0 {
 		return nil
 	}
-	return h.Value().(*Source).Owner
+	s := h.Value().(*Source)
+	adoptMu.Lock()
+	defer adoptMu.Unlock()
+	if s.Owner == nil && adopt != nil {
+		s.Owner, s.adopted = adopt()
+	}
+	return s.Owner
 }
 
 func cbool(b bool) C.int {
@@ -141,6 +163,12 @@ func cshimSourceFinalize(h C.uintptr_t) {
 			deliver(r, "Finalize", s.Describe)
 		}
 	}()
+	adoptMu.Lock()
+	adopted := s.adopted
+	adoptMu.Unlock()
+	if adopted != nil {
+		adopted() // the owner goes inert first, as NewSource's owners do in Finalize
+	}
 	if s.Finalize != nil {
 		s.Finalize()
 	}

@@ -1,8 +1,6 @@
 package cshim
 
 import (
-	"errors"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -53,23 +51,5 @@ func TestRegistry(t *testing.T) {
 	wg.Wait()
 	if LiveHandles() != before {
 		t.Fatalf("live handles %d, want %d", LiveHandles(), before)
-	}
-}
-
-func TestPanicErrorText(t *testing.T) {
-	base := errors.New("root cause")
-	p := &PanicError{Value: base, Stack: []byte("goroutine 1 [running]:"), Callback: "Dispatch of source \"x\"",
-		Next: &PanicError{Value: "second", Callback: "Check"}}
-	if !errors.Is(p, base) {
-		t.Fatal("errors.Is does not see the panic value")
-	}
-	msg := p.Error()
-	for _, want := range []string{"Dispatch of source \"x\"", "root cause", "goroutine 1", "and then panic in Check: second"} {
-		if !strings.Contains(msg, want) {
-			t.Fatalf("Error() = %q, want it to contain %q", msg, want)
-		}
-	}
-	if (&PanicError{Value: 1}).Unwrap() != nil {
-		t.Fatal("Unwrap of a non-error value should be nil")
 	}
 }

@@ -4,9 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glibaio/glibaio/cshim/cbaseline"
 	"github.com/glibaio/glibaio/glibloop"
 	"github.com/glibaio/glibaio/internal/benchsuite"
+	"github.com/glibaio/glibaio/internal/cbaseline"
 	"github.com/gotk3/gotk3/glib"
 	"golang.org/x/sys/unix"
 )
@@ -139,47 +139,4 @@ func BenchmarkIdleAdd(b *testing.B) {
 		return time.Since(start)
 	}, nil)
 	b.ReportMetric(float64(cbaseline.IdleIterate(def.Native(), b.N))/float64(b.N), "c-floor-ns/op")
-}
-
-// One non-blocking Wait on a reactor with one idle fd on its poll backend: the cost of
-// the ppoll Poll makes each time it looks at the fds.
-func BenchmarkReactorWaitZero(b *testing.B) {
-	r, err := glibloop.NewReactor(func([]glibloop.ReactorEvent) {}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Close()
-	fd := eventfd(b)
-	if err := r.Add(fd, unix.EPOLLIN, 1); err != nil {
-		b.Fatal(err)
-	}
-	defer r.Delete(fd)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := r.Wait(0); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// A kick seen by a Wait on the poll backend: WaitBegin, Notify (which writes the kick
-// eventfd, as the loop is waiting), Wait(0), WaitEnd, NotifyAccept.
-func BenchmarkReactorKickedWait(b *testing.B) {
-	r, err := glibloop.NewReactor(func([]glibloop.ReactorEvent) {}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Close()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		r.WaitBegin()
-		r.Notify()
-		if _, err := r.Wait(0); err != nil {
-			b.Fatal(err)
-		}
-		r.WaitEnd()
-		r.NotifyAccept()
-	}
 }

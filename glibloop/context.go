@@ -75,7 +75,9 @@ func (c *MainContext) Iteration(mayBlock bool) bool {
 	if p == nil {
 		return false
 	}
-	return cshim.Iteration(unsafe.Pointer(p), mayBlock)
+	ok, pe := cshim.Iteration(unsafe.Pointer(p), mayBlock)
+	raise(pe)
+	return ok
 }
 
 // Pending reports whether any source has work to do (g_main_context_pending). It runs
@@ -85,7 +87,9 @@ func (c *MainContext) Pending() bool {
 	if p == nil {
 		return false
 	}
-	return cshim.Pending(unsafe.Pointer(p))
+	ok, pe := cshim.Pending(unsafe.Pointer(p))
+	raise(pe)
+	return ok
 }
 
 // Wakeup makes a blocked or the next blocking poll of the context return
@@ -105,7 +109,7 @@ func (c *MainContext) Invoke(fn func()) { c.InvokePriority(PriorityDefault, fn) 
 // InvokePriority is Invoke with the priority of the idle source it may create.
 func (c *MainContext) InvokePriority(prio Priority, fn func()) {
 	if p := c.native(); p != nil {
-		cshim.Invoke(unsafe.Pointer(p), int(prio), fn)
+		raise(cshim.Invoke(unsafe.Pointer(p), int(prio), fn))
 	}
 }
 
@@ -117,7 +121,7 @@ func (c *MainContext) Unref() {
 		return
 	}
 	if p := atomic.SwapPointer(&c.ptr, nil); p != nil {
-		cshim.ContextUnref(p)
+		raise(cshim.ContextUnref(p))
 	}
 }
 
@@ -205,7 +209,9 @@ func (c *MainContext) RemoveSource(id uint) bool {
 	if p == nil || id == 0 {
 		return false
 	}
-	return cshim.RemoveByID(unsafe.Pointer(p), id)
+	ok, pe := cshim.RemoveByID(unsafe.Pointer(p), id)
+	raise(pe)
+	return ok
 }
 
 // Prepare is the first step of driving the context by hand
@@ -217,7 +223,9 @@ func (c *MainContext) Prepare() (ready bool, maxPriority int) {
 	if p == nil {
 		return false, 0
 	}
-	return cshim.Prepare(unsafe.Pointer(p))
+	ready, maxPriority, pe := cshim.Prepare(unsafe.Pointer(p))
+	raise(pe)
+	return ready, maxPriority
 }
 
 // Query fills fds with the descriptors to poll (g_main_context_query) and returns the
@@ -249,13 +257,15 @@ func (c *MainContext) Check(maxPriority int, fds []PollFD) bool {
 	if len(fds) > 0 {
 		fp = unsafe.Pointer(&fds[0])
 	}
-	return cshim.Check(unsafe.Pointer(p), maxPriority, fp, len(fds))
+	ok, pe := cshim.Check(unsafe.Pointer(p), maxPriority, fp, len(fds))
+	raise(pe)
+	return ok
 }
 
 // Dispatch dispatches the sources that Check found ready (g_main_context_dispatch).
 func (c *MainContext) Dispatch() {
 	if p := c.native(); p != nil {
-		cshim.Dispatch(unsafe.Pointer(p))
+		raise(cshim.Dispatch(unsafe.Pointer(p)))
 	}
 }
 

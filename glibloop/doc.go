@@ -3,9 +3,9 @@
 //
 // A Go type becomes a real GSource by implementing SourceFuncs (Dispatch), and
 // optionally SourcePreparer, SourceChecker and SourceFinalizer. NewSource gives it to
-// GLib through static C trampolines, so it can be attached to any GMainContext (gotk3's
-// default context included, see FromGotk3), prioritised, nested, woken and destroyed
-// like a source written in C. A callback GLib does not need (no Prepare, no Check) never
+// GLib through static C trampolines, so it can be attached to any GMainContext (GTK's
+// default context included: see package glibloop/gotk3, or WrapMainContext for any
+// GMainContext*), prioritised, nested, woken and destroyed like a source written in C. A callback GLib does not need (no Prepare, no Check) never
 // costs a crossing into Go.
 //
 // # Threads

@@ -3,6 +3,7 @@ package glibloop
 import (
 	"context"
 	"errors"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -11,11 +12,14 @@ import (
 	"github.com/glibaio/glibaio/cshim"
 )
 
-// ErrNotOwner is returned by Loop.Run when another thread owns the context.
-var ErrNotOwner = cshim.ErrNotOwner
-
-// ErrContextGone is returned by Loop.Run when the context was Unref'd.
-var ErrContextGone = errors.New("glibaio: the main context was unref'd")
+// Errors returned by Loop.Run. A ppoll failure other than EINTR ends Run with an
+// *os.SyscallError that wraps the errno.
+var (
+	// ErrNotOwner: another thread owns the context.
+	ErrNotOwner = errors.New("glibloop: the main context is owned by another thread")
+	// ErrContextGone: the context was Unref'd.
+	ErrContextGone = errors.New("glibloop: the main context was unref'd")
+)
 
 // Loop drives a MainContext the way QEMU's main loop drives GLib (main_loop_wait):
 // each iteration is prepare, query (growing the fd array until GLib's answer fits), one
@@ -73,8 +77,13 @@ func (l *Loop) Run(ctx context.Context) error {
 		stop := context.AfterFunc(ctx, func() { l.quitOne(st, p) })
 		defer stop()
 	}
-	if err := st.Run(p, 0); err != nil {
-		return err
+	notOwner, errno, pe := st.Run(p, 0)
+	raise(pe)
+	switch {
+	case notOwner:
+		return ErrNotOwner
+	case errno != 0:
+		return os.NewSyscallError("ppoll", errno)
 	}
 	if ctx != nil {
 		return ctx.Err()

@@ -3,15 +3,16 @@ package glibloop_test
 import (
 	"errors"
 	"fmt"
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/glibaio/glibaio/internal/cbaseline"
+	"github.com/glibaio/glibaio/internal/leakcheck"
+
 	"github.com/glibaio/glibaio/glibloop"
-	"github.com/gotk3/gotk3/glib"
 )
 
 // catch runs fn and returns the *PanicError it raised, or nil.
@@ -259,7 +260,7 @@ func TestPanicTypedCallbacks(t *testing.T) {
 	assertIntact(t, c)
 }
 
-// Foreign drivers (here gotk3's Iteration, which calls GLib directly) deliver the panic
+// Foreign drivers (here a C loop that calls GLib directly) deliver the panic
 // to the handler.
 func TestPanicForeignDriverHandler(t *testing.T) {
 	leakcheck.Handles(t)
@@ -274,8 +275,7 @@ func TestPanicForeignDriverHandler(t *testing.T) {
 	s.Attach(c)
 	defer s.Unref()
 	defer s.Destroy()
-	var g *glib.MainContext = c.Gotk3()
-	g.Iteration(false)
+	cbaseline.Iterate(c.Native(), 1) // a foreign driver: GLib's iteration called from C
 	select {
 	case p := <-got:
 		checkPanic(t, p, "foreign", "Dispatch")
@@ -307,7 +307,25 @@ func panicChild() {
 		d: func(*glibloop.Source) bool { panic("child-boom") },
 	})
 	s.Attach(c)
-	c.Gotk3().Iteration(false)
+	cbaseline.Iterate(c.Native(), 1)
 	fmt.Println("the default panic handler returned")
 	os.Exit(0)
+}
+
+func TestPanicErrorText(t *testing.T) {
+	base := errors.New("root cause")
+	p := &glibloop.PanicError{Value: base, Stack: []byte("goroutine 1 [running]:"), Callback: "Dispatch of source \"x\"",
+		Next: &glibloop.PanicError{Value: "second", Callback: "Check"}}
+	if !errors.Is(p, base) {
+		t.Fatal("errors.Is does not see the panic value")
+	}
+	msg := p.Error()
+	for _, want := range []string{"Dispatch of source \"x\"", "root cause", "goroutine 1", "and then panic in Check: second"} {
+		if !strings.Contains(msg, want) {
+			t.Fatalf("Error() = %q, want it to contain %q", msg, want)
+		}
+	}
+	if (&glibloop.PanicError{Value: 1}).Unwrap() != nil {
+		t.Fatal("Unwrap of a non-error value should be nil")
+	}
 }

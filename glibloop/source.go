@@ -16,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/glibaio/glibaio/cshim"
+	"github.com/glibaio/glibaio/internal/watch"
 )
 
 // SourceFuncs is what a Go type implements to be a GSource: GLib calls Dispatch when
@@ -65,8 +66,8 @@ type Source struct {
 	tags   map[FDTag]struct{} // unix fds added and not removed
 	parent *Source            // set while this is a child source
 
-	slot WatchSlot   // the Dispatch running now, for the stall watchdog
-	wp   *WatchPoint // Dispatch's statistics
+	slot watch.Slot   // the Dispatch running now, for the stall watchdog
+	wp   *watch.Point // Dispatch's statistics
 }
 
 // NewSource creates a GSource whose callbacks are f's methods. The caller owns the one
@@ -74,9 +75,9 @@ type Source struct {
 // GLib's defaults: PriorityDefault, no name, can_recurse false, no ready time.
 func NewSource(f SourceFuncs) *Source {
 	s := &Source{funcs: f}
-	s.wp = NewWatchPoint("source dispatch", fmt.Sprintf("%T", f), nil)
-	s.wp.pc.Store(methodPC(f))
-	RegisterWatchSlot(&s.slot)
+	s.wp = watch.NewPoint("source dispatch", fmt.Sprintf("%T", f), nil)
+	s.wp.SetPC(methodPC(f))
+	watch.Register(&s.slot)
 	cs := &cshim.Source{
 		Dispatch: func() bool {
 			st := s.slot.Begin(s.wp)
@@ -103,7 +104,7 @@ func NewSource(f SourceFuncs) *Source {
 
 func (s *Source) finalize() {
 	atomic.StorePointer(&s.ptr, nil) // from here on every method is a no-op
-	UnregisterWatchSlot(&s.slot)
+	watch.Unregister(&s.slot)
 	if s.fin != nil {
 		s.fin.Finalize(s)
 	}
@@ -151,7 +152,7 @@ func (s *Source) Attach(c *MainContext) uint {
 // which finalizes the source here when it was the last one. Destroying twice is harmless.
 func (s *Source) Destroy() {
 	if p := s.p(); p != nil {
-		cshim.SourceDestroy(unsafe.Pointer(p))
+		raise(cshim.SourceDestroy(unsafe.Pointer(p)))
 	}
 }
 
@@ -172,7 +173,7 @@ func (s *Source) Ref() *Source {
 // Unref drops a reference (g_source_unref). When it is the last one, Finalize runs here.
 func (s *Source) Unref() {
 	if p := s.p(); p != nil {
-		cshim.SourceUnref(unsafe.Pointer(p))
+		raise(cshim.SourceUnref(unsafe.Pointer(p)))
 	}
 }
 
@@ -373,17 +374,22 @@ func (s *Source) RemoveChildSource(child *Source) {
 	child.mu.Unlock()
 	// Destroying either one has already detached the child in GLib.
 	if ok && C.g_source_is_destroyed(p) == 0 && C.g_source_is_destroyed(cp) == 0 {
-		cshim.RemoveChildSource(unsafe.Pointer(p), unsafe.Pointer(cp))
+		raise(cshim.RemoveChildSource(unsafe.Pointer(p), unsafe.Pointer(cp)))
 	}
 }
 
-// SourceFromNative returns the *Source behind a GSource* that NewSource made, or nil for
-// any other source (or a finalized one).
+// SourceFromNative returns the *Source behind a GSource* whose callbacks are Go code:
+// one that NewSource made, or glibaio's own (an aiosource.Context's). It returns nil for
+// any other source, or a finalized one. The caller must hold a reference on the source.
+// The same GSource always gives the same *Source.
 func SourceFromNative(p unsafe.Pointer) *Source {
 	if p == nil {
 		return nil
 	}
-	s, _ := cshim.SourceOwner(p).(*Source)
+	s, _ := cshim.AdoptSource(p, func() (any, func()) {
+		s := &Source{ptr: p}
+		return s, func() { atomic.StorePointer(&s.ptr, nil) }
+	}).(*Source)
 	return s
 }
 
@@ -406,7 +412,7 @@ func (s *Source) DispatchStats() CallbackStats {
 	if s.wp == nil {
 		return CallbackStats{}
 	}
-	return s.wp.Stats()
+	return CallbackStats(s.wp.Stats())
 }
 
 // methodPC finds the code of f's Dispatch method, so the stall watchdog can find the

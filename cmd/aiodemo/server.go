@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/glibaio/glibaio/cshim"
+
 	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/glibloop"
 	"golang.org/x/sys/unix"
@@ -534,7 +536,7 @@ func (s *server) status() map[string]any {
 		"events":   s.events,
 		"process": map[string]int64{
 			"goroutines":  int64(runtime.NumGoroutine()),
-			"cgo_handles": glibloop.LiveHandles(),
+			"cgo_handles": cshim.LiveHandles(),
 			"rss_kb":      rssKB(),
 		},
 	}

@@ -15,7 +15,8 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/glibaio/glibaio/glibloop"
+	"github.com/glibaio/glibaio/glibloop/gotk3"
+
 	"github.com/gotk3/gotk3/glib"
 	"github.com/gotk3/gotk3/gtk"
 )
@@ -71,7 +72,7 @@ func main() {
 	win.Add(box)
 
 	// The AIO main loop lives on GTK's own context: gtk.Main drives it.
-	m, err := newModel(glibloop.FromGotk3(glib.MainContextDefault()), v)
+	m, err := newModel(gotk3.Wrap(glib.MainContextDefault()), v)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/glibaio/glibaio/aiosource"
-	"github.com/glibaio/glibaio/cshim/cbaseline"
 	"github.com/glibaio/glibaio/glibloop"
+	"github.com/glibaio/glibaio/internal/cbaseline"
 )
 
 // FDCounts are the registered-fd counts of the scaling chart.

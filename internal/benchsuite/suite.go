@@ -13,8 +13,8 @@ import (
 	"unsafe"
 
 	"github.com/glibaio/glibaio/aiosource"
-	"github.com/glibaio/glibaio/cshim/cbaseline"
 	"github.com/glibaio/glibaio/glibloop"
+	"github.com/glibaio/glibaio/internal/cbaseline"
 	"github.com/gotk3/gotk3/glib"
 	"golang.org/x/sys/unix"
 )

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glibaio/glibaio/cshim/cbaseline"
 	"github.com/glibaio/glibaio/glibloop"
+	"github.com/glibaio/glibaio/internal/cbaseline"
 )
 
 // The go test benchmarks behind each aiobench row. Each reports ns/op for one side;

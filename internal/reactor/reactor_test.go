@@ -1,18 +1,21 @@
-package glibloop_test
+package reactor_test
 
 import (
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/glibaio/glibaio/glibloop"
 	"golang.org/x/sys/unix"
+
+	"github.com/glibaio/glibaio/glibloop"
+	"github.com/glibaio/glibaio/internal/leakcheck"
+	"github.com/glibaio/glibaio/internal/reactor"
+	"github.com/glibaio/glibaio/internal/watch"
 )
 
-func newReactor(t *testing.T, dispatch func([]glibloop.ReactorEvent)) *glibloop.Reactor {
+func newReactor(t *testing.T, dispatch func([]reactor.Event)) *reactor.Reactor {
 	t.Helper()
-	r, err := glibloop.NewReactor(dispatch, nil)
+	r, err := reactor.New(dispatch, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +29,7 @@ func TestReactorHandshakeUnderGLib(t *testing.T) {
 	leakcheck.Handles(t)
 	c := newContext(t)
 	var dispatches int
-	r := newReactor(t, func([]glibloop.ReactorEvent) { dispatches++ })
+	r := newReactor(t, func([]reactor.Event) { dispatches++ })
 	r.Source().Attach(c)
 	if !c.Acquire() {
 		t.Fatal("Acquire")
@@ -78,14 +81,14 @@ func TestReactorReadyBits(t *testing.T) {
 	leakcheck.Handles(t)
 	c := newContext(t)
 	var dispatches int
-	r := newReactor(t, func([]glibloop.ReactorEvent) { dispatches++ })
+	r := newReactor(t, func([]reactor.Event) { dispatches++ })
 	r.Source().Attach(c)
 	c.Acquire()
 	defer c.Release()
 	for _, tc := range []struct {
 		bits    uint32
 		timeout int
-	}{{0, -1}, {glibloop.ReadyIdle, 10}, {glibloop.ReadyNow, 0}, {glibloop.ReadyNow | glibloop.ReadyIdle, 0}} {
+	}{{0, -1}, {reactor.ReadyIdle, 10}, {reactor.ReadyNow, 0}, {reactor.ReadyNow | reactor.ReadyIdle, 0}} {
 		r.TakeReady()
 		r.SetReady(tc.bits)
 		_, prio := c.Prepare()
@@ -107,8 +110,8 @@ func TestReactorReadyBits(t *testing.T) {
 func TestReactorEpoll(t *testing.T) {
 	leakcheck.Handles(t)
 	c := newContext(t)
-	var got []glibloop.ReactorEvent
-	r := newReactor(t, func(ev []glibloop.ReactorEvent) { got = append(got[:0], ev...) })
+	var got []reactor.Event
+	r := newReactor(t, func(ev []reactor.Event) { got = append(got[:0], ev...) })
 	r.Source().Attach(c)
 	var fds []int
 	for i := 0; i < 10; i++ {
@@ -186,10 +189,10 @@ func TestReactorDeadline(t *testing.T) {
 	c := newContext(t)
 	var dispatched atomic.Int32
 	var events int
-	r := newReactor(t, func(ev []glibloop.ReactorEvent) { dispatched.Add(1); events += len(ev) })
+	r := newReactor(t, func(ev []reactor.Event) { dispatched.Add(1); events += len(ev) })
 	r.Source().Attach(c)
 	start := time.Now()
-	r.SetDeadline(monotonicNS() + int64(30*time.Millisecond))
+	r.SetDeadline(watch.Nanotime() + int64(30*time.Millisecond))
 	for dispatched.Load() == 0 {
 		c.Iteration(true)
 	}
@@ -206,7 +209,7 @@ func TestReactorDeadline(t *testing.T) {
 // and a Notify between WaitBegin and WaitEnd wakes it.
 func TestReactorWait(t *testing.T) {
 	leakcheck.Handles(t)
-	r := newReactor(t, func([]glibloop.ReactorEvent) {})
+	r := newReactor(t, func([]reactor.Event) {})
 	start := time.Now()
 	ev, err := r.Wait(int64(20 * time.Millisecond))
 	if err != nil || len(ev) != 0 || time.Since(start) < 19*time.Millisecond {

@@ -1,4 +1,8 @@
-package glibloop
+// Package watch times the callbacks that glibaio's loops run and finds the ones that
+// stall: the per-callback statistics and the stall watchdog behind glibloop's
+// SetCallbackStats, SetStallWatchdog and DispatchStats, shared by glibloop's sources and
+// aiosource's BHs, fd handlers and timers. It is plumbing, not API.
+package watch
 
 import (
 	"bytes"
@@ -13,22 +17,23 @@ import (
 	_ "unsafe" // for go:linkname
 )
 
-// Callback statistics and the stall watchdog.
-//
 // Every callback a loop runs (a Go source's Dispatch; in aiosource, each BH, fd
-// handler and timer) is bracketed by Begin and End on the WatchSlot of the loop that
-// runs it. That records per-callback statistics (count, total and maximum time) on
-// its WatchPoint, and lets the watchdog goroutine, when enabled, see a callback that
-// has been running for longer than the threshold while it still runs: it reports its
-// kind, name and duration and the stack of the goroutine stuck in it. That answers the
-// first question of GTK users: what froze my UI?
+// handler and timer) is bracketed by Begin and End on the Slot of the loop that runs
+// it. That records per-callback statistics (count, total and maximum time) on its
+// Point, and lets the watchdog goroutine, when enabled, see a callback that has been
+// running for longer than the threshold while it still runs: it reports its kind, name
+// and duration and the stack of the goroutine stuck in it. That answers the first
+// question of GTK users: what froze my UI?
 
-//go:linkname nanotime runtime.nanotime
-func nanotime() int64
+// Nanotime returns CLOCK_MONOTONIC in ns through the vDSO, as the runtime reads it: the
+// clock of timerfds and of QEMU's host and realtime timer clocks here.
+//
+//go:linkname Nanotime runtime.nanotime
+func Nanotime() int64
 
-// WatchPoint names one callback and accumulates its statistics. Make it once per
+// Point names one callback and accumulates its statistics. Make it once per
 // callback (per BH, fd handler, timer or source), not per call.
-type WatchPoint struct {
+type Point struct {
 	kind string
 	name atomic.Pointer[string]
 	pc   atomic.Uintptr // the callback's code, to find its goroutine in a stack dump
@@ -36,11 +41,11 @@ type WatchPoint struct {
 	count, totalNS, maxNS atomic.Int64
 }
 
-// NewWatchPoint makes a WatchPoint of a kind ("BH", "fd handler", "timer", "source
+// NewPoint makes a Point of a kind ("BH", "fd handler", "timer", "source
 // dispatch", ...) and name (BH name, "fd 7 read", source name, ...) for callback fn (any
 // func value, or nil).
-func NewWatchPoint(kind, name string, fn any) *WatchPoint {
-	p := &WatchPoint{kind: kind}
+func NewPoint(kind, name string, fn any) *Point {
+	p := &Point{kind: kind}
 	p.name.Store(&name)
 	p.SetFunc(fn)
 	return p
@@ -48,13 +53,17 @@ func NewWatchPoint(kind, name string, fn any) *WatchPoint {
 
 // SetFunc changes the callback the point stands for, keeping its statistics (a handler
 // replaced on the same fd, say).
-func (p *WatchPoint) SetFunc(fn any) { p.pc.Store(funcPC(fn)) }
+func (p *Point) SetFunc(fn any) { p.pc.Store(funcPC(fn)) }
+
+// SetPC sets the code the point stands for by its entry pc (a method's, say), keeping
+// its statistics.
+func (p *Point) SetPC(pc uintptr) { p.pc.Store(pc) }
 
 // SetName renames the point.
-func (p *WatchPoint) SetName(name string) { p.name.Store(&name) }
+func (p *Point) SetName(name string) { p.name.Store(&name) }
 
 // Name returns the point's name.
-func (p *WatchPoint) Name() string { return *p.name.Load() }
+func (p *Point) Name() string { return *p.name.Load() }
 
 // funcPC returns the entry of a func value's code.
 func funcPC(fn any) uintptr {
@@ -72,39 +81,44 @@ func funcPC(fn any) uintptr {
 	return **(**uintptr)(unsafe.Pointer(&e.data))
 }
 
-// CallbackStats are a callback's statistics.
-type CallbackStats struct {
+// FuncName returns the name of a func value's code ("pkg.fn", "pkg.(*T).m-fm"), "nil"
+// for a nil func, to name callbacks in statistics and reports.
+func FuncName(fn any) string {
+	pc := funcPC(fn)
+	if pc == 0 {
+		return "nil"
+	}
+	if f := runtime.FuncForPC(pc); f != nil {
+		return f.Name()
+	}
+	return "?"
+}
+
+// Stats are a callback's statistics; glibloop.CallbackStats converts from it.
+type Stats struct {
 	Kind, Name string
 	Count      int64
 	Total, Max time.Duration
 }
 
-// Mean is the mean time per call.
-func (s CallbackStats) Mean() time.Duration {
-	if s.Count == 0 {
-		return 0
-	}
-	return s.Total / time.Duration(s.Count)
-}
-
 // Stats returns the point's statistics.
-func (p *WatchPoint) Stats() CallbackStats {
-	return CallbackStats{Kind: p.kind, Name: p.Name(), Count: p.count.Load(),
+func (p *Point) Stats() Stats {
+	return Stats{Kind: p.kind, Name: p.Name(), Count: p.count.Load(),
 		Total: time.Duration(p.totalNS.Load()), Max: time.Duration(p.maxNS.Load())}
 }
 
-// WatchSlot tracks the callback running on one loop; nested callbacks (a nested
+// Slot tracks the callback running on one loop; nested callbacks (a nested
 // Poll or iteration) stack up through the values Begin returns.
-type WatchSlot struct {
+type Slot struct {
 	start    atomic.Int64 // nanotime at Begin; 0 while no callback runs
-	what     atomic.Pointer[WatchPoint]
+	what     atomic.Pointer[Point]
 	reported atomic.Int64 // the start time of the call already reported
 }
 
-// WatchState is what Begin returns and End restores.
-type WatchState struct {
+// State is what Begin returns and End restores.
+type State struct {
 	start int64 // -1: statistics off; -2: watchdog off, statistics only
-	what  *WatchPoint
+	what  *Point
 	begun int64
 }
 
@@ -116,20 +130,20 @@ var watching atomic.Bool
 
 func init() { callbackStats.Store(true) }
 
-// SetCallbackStats turns the per-callback timing (statistics and watchdog) on or off
-// for the whole process; it is on by default and costs two clock reads per callback.
-func SetCallbackStats(on bool) { callbackStats.Store(on) }
+// SetEnabled turns the per-callback timing (statistics and watchdog) on or off for the
+// whole process; it is on by default and costs two clock reads per callback.
+func SetEnabled(on bool) { callbackStats.Store(on) }
 
 // Begin records that p starts on this slot.
-func (s *WatchSlot) Begin(p *WatchPoint) WatchState {
+func (s *Slot) Begin(p *Point) State {
 	if !callbackStats.Load() {
-		return WatchState{start: -1}
+		return State{start: -1}
 	}
-	now := nanotime()
+	now := Nanotime()
 	if !watching.Load() {
-		return WatchState{start: -2, what: p, begun: now}
+		return State{start: -2, what: p, begun: now}
 	}
-	prev := WatchState{start: s.start.Load(), what: s.what.Load(), begun: now}
+	prev := State{start: s.start.Load(), what: s.what.Load(), begun: now}
 	s.what.Store(p)
 	s.start.Store(now)
 	return prev
@@ -137,11 +151,11 @@ func (s *WatchSlot) Begin(p *WatchPoint) WatchState {
 
 // End records that the callback begun with Begin returned (or panicked), and restores
 // the enclosing one.
-func (s *WatchSlot) End(prev WatchState) {
+func (s *Slot) End(prev State) {
 	if prev.start == -1 {
 		return
 	}
-	s.running(prev).record(nanotime() - prev.begun)
+	s.running(prev).record(Nanotime() - prev.begun)
 	s.Restore(prev)
 }
 
@@ -149,11 +163,11 @@ func (s *WatchSlot) End(prev WatchState) {
 // the next one for the same point starts now. A run of callbacks of one point, such as
 // a batch of oneshot BHs, reads the clock once per callback instead of twice. End the
 // run with Restore, or with End if a callback panicked.
-func (s *WatchSlot) Lap(prev WatchState) WatchState {
+func (s *Slot) Lap(prev State) State {
 	if prev.start == -1 {
 		return prev
 	}
-	now := nanotime()
+	now := Nanotime()
 	s.running(prev).record(now - prev.begun)
 	if prev.start != -2 {
 		s.start.Store(now) // the watchdog times the next callback from here
@@ -163,7 +177,7 @@ func (s *WatchSlot) Lap(prev WatchState) WatchState {
 }
 
 // Restore restores the callback that ran before Begin, recording nothing.
-func (s *WatchSlot) Restore(prev WatchState) {
+func (s *Slot) Restore(prev State) {
 	if prev.start < 0 {
 		return
 	}
@@ -172,14 +186,14 @@ func (s *WatchSlot) Restore(prev WatchState) {
 }
 
 // running returns the point begun with the Begin that returned prev.
-func (s *WatchSlot) running(prev WatchState) *WatchPoint {
+func (s *Slot) running(prev State) *Point {
 	if prev.start == -2 {
 		return prev.what // watchdog off: Begin kept it in prev
 	}
 	return s.what.Load()
 }
 
-func (p *WatchPoint) record(d int64) {
+func (p *Point) record(d int64) {
 	if p == nil {
 		return
 	}
@@ -206,36 +220,36 @@ type Stall struct {
 // watchdog is the process-wide stall watchdog.
 var watchdog struct {
 	mu        sync.Mutex
-	slots     map[*WatchSlot]struct{}
+	slots     map[*Slot]struct{}
 	threshold time.Duration
 	report    func(Stall)
 	stop      chan struct{}
 	done      chan struct{}
 }
 
-// RegisterWatchSlot makes a slot visible to the watchdog; UnregisterWatchSlot removes
+// Register makes a slot visible to the watchdog; Unregister removes
 // it. Loops register their slot for as long as they live.
-func RegisterWatchSlot(s *WatchSlot) {
+func Register(s *Slot) {
 	watchdog.mu.Lock()
 	if watchdog.slots == nil {
-		watchdog.slots = map[*WatchSlot]struct{}{}
+		watchdog.slots = map[*Slot]struct{}{}
 	}
 	watchdog.slots[s] = struct{}{}
 	watchdog.mu.Unlock()
 }
 
-// UnregisterWatchSlot undoes RegisterWatchSlot.
-func UnregisterWatchSlot(s *WatchSlot) {
+// Unregister undoes Register.
+func Unregister(s *Slot) {
 	watchdog.mu.Lock()
 	delete(watchdog.slots, s)
 	watchdog.mu.Unlock()
 }
 
-// SetStallWatchdog starts the watchdog: any callback that runs longer than threshold
+// SetWatchdog starts the watchdog: any callback that runs longer than threshold
 // is reported once, while it is still running, to report (nil: log/slog at level Warn
 // with the stack). A threshold of 0 stops the watchdog and its goroutine. It is off by
 // default.
-func SetStallWatchdog(threshold time.Duration, report func(Stall)) {
+func SetWatchdog(threshold time.Duration, report func(Stall)) {
 	watchdog.mu.Lock()
 	stop, done := watchdog.stop, watchdog.done
 	watchdog.stop, watchdog.done = nil, nil
@@ -260,7 +274,7 @@ func SetStallWatchdog(threshold time.Duration, report func(Stall)) {
 }
 
 func logStall(s Stall) {
-	slog.Warn("glibaio: stalled callback", "kind", s.Kind, "name", s.Name,
+	slog.Warn("glibloop: stalled callback", "kind", s.Kind, "name", s.Name,
 		"running_for", s.Duration.Round(time.Microsecond).String(), "stack", string(s.Stack))
 }
 
@@ -274,7 +288,7 @@ func watchLoop(threshold time.Duration, report func(Stall), stop, done chan stru
 			return
 		case <-tick.C:
 		}
-		now := nanotime()
+		now := Nanotime()
 		var stalls []Stall
 		var pcs []uintptr
 		watchdog.mu.Lock()
@@ -322,7 +336,7 @@ func goroutinesRunning(dump []byte, pc uintptr) []byte {
 	}
 	var out [][]byte
 	for _, g := range bytes.Split(dump, []byte("\n\n")) {
-		if bytes.Contains(g, []byte(marker)) && !bytes.Contains(g, []byte("glibloop.watchLoop")) {
+		if bytes.Contains(g, []byte(marker)) && !bytes.Contains(g, []byte("watch.watchLoop")) {
 			out = append(out, g)
 		}
 	}

@@ -1,6 +1,9 @@
-#ifndef GLIBAIO_CBASELINE_MORE_H
-#define GLIBAIO_CBASELINE_MORE_H
+#ifndef GLIBAIO_CBASELINE_LOOPS_H
+#define GLIBAIO_CBASELINE_LOOPS_H
 #include <glib.h>
+
+/* Whole C loops that the benchmarks run end to end: GLib's own fd sources, timer
+ * lateness, a thread ping-pong, GMainLoop and bare iterations. */
 
 /* n g_unix_fd_add sources on c, one per fd, each draining its eventfd. */
 void cb_unix_fd_sources_add(GMainContext *c, const int *fds, int n);

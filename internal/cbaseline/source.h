@@ -1,7 +1,7 @@
-/* cbaseline: pure-C reference sources and drive loops that glibaio's benchmarks measure
- * against. Not used by the library. */
-#ifndef GLIBAIO_CBASELINE_H
-#define GLIBAIO_CBASELINE_H
+/* The reference C GSource that glibaio's crossing and fd benchmarks measure against,
+ * and the C loops that drive it. Not used by the library. */
+#ifndef GLIBAIO_CBASELINE_SOURCE_H
+#define GLIBAIO_CBASELINE_SOURCE_H
 #include <glib.h>
 #include <stdint.h>
 

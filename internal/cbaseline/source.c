@@ -1,4 +1,5 @@
-#include "cbaseline.h"
+#include "source.h"
+#include "clock.h"
 #include "_cgo_export.h"
 #include <time.h>
 #include <unistd.h>
@@ -58,19 +59,12 @@ GSource *cb_source_new(int fd, int prepare_check, int read_in_dispatch, int cros
 
 gint64 cb_source_count(GSource *s) { return ((cb_source *)s)->count; }
 
-static gint64 now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (gint64)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* The crossing benchmark's loop: write the eventfd, run one iteration, and (drain)
  * read it back here in C. Returns the elapsed ns. */
 gint64 cb_drive(GMainContext *c, int efd, gint64 n, int drain)
 {
 	guint64 one = 1, v;
-	gint64 start = now_ns();
+	gint64 start = cshim_now_ns();
 	for (gint64 i = 0; i < n; i++) {
 		if (write(efd, &one, sizeof one) < 0)
 			return -1;
@@ -78,7 +72,7 @@ gint64 cb_drive(GMainContext *c, int efd, gint64 n, int drain)
 		if (drain && read(efd, &v, sizeof v) < 0)
 			return -1;
 	}
-	return now_ns() - start;
+	return cshim_now_ns() - start;
 }
 
 static gboolean cb_idle_once(gpointer data)
@@ -91,7 +85,7 @@ static gboolean cb_idle_once(gpointer data)
 gint64 cb_idle_iterate(GMainContext *c, gint64 n)
 {
 	gint64 count = 0;
-	gint64 start = now_ns();
+	gint64 start = cshim_now_ns();
 	for (gint64 i = 0; i < n; i++) {
 		GSource *s = g_idle_source_new();
 		g_source_set_callback(s, cb_idle_once, &count, NULL);
@@ -99,5 +93,5 @@ gint64 cb_idle_iterate(GMainContext *c, gint64 n)
 		g_source_unref(s);
 		g_main_context_iteration(c, FALSE);
 	}
-	return count == n ? now_ns() - start : -1;
+	return count == n ? cshim_now_ns() - start : -1;
 }

@@ -2,7 +2,7 @@ package cbaseline
 
 /*
 #cgo LDFLAGS: -lpthread
-#include "more.h"
+#include "loops.h"
 */
 import "C"
 

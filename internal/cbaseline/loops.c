@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
-#include "more.h"
-#include "cbaseline.h"
+#include "loops.h"
+#include "source.h"
+#include "clock.h"
 #include <glib-unix.h>
 #include <pthread.h>
 #include <sys/epoll.h>
@@ -8,13 +9,6 @@
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
-
-static gint64 now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (gint64)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static GArray *fd_source_ids;
 
@@ -84,13 +78,13 @@ static gboolean rt_dispatch(GSource *s, GSourceFunc cb, gpointer d)
 	(void)cb;
 	(void)d;
 	rt_source *r = (rt_source *)s;
-	r->out[r->done++] = now_ns() - r->expire_ns;
+	r->out[r->done++] = cshim_now_ns() - r->expire_ns;
 	if (r->done == r->rounds) {
 		g_main_loop_quit(r->loop);
 		g_source_set_ready_time(s, -1);
 		return G_SOURCE_CONTINUE;
 	}
-	r->expire_ns = now_ns() + r->period_ns;
+	r->expire_ns = cshim_now_ns() + r->period_ns;
 	/* µs, rounded up: GLib 2.74 has no ns ready time */
 	g_source_set_ready_time(s, (r->expire_ns + 999) / 1000);
 	return G_SOURCE_CONTINUE;
@@ -120,12 +114,12 @@ static gboolean tfd_dispatch(GSource *s, GSourceFunc cb, gpointer d)
 	guint64 v;
 	if (read(t->tfd, &v, sizeof v) < 0)
 		return G_SOURCE_CONTINUE;
-	t->rt.out[t->rt.done++] = now_ns() - t->rt.expire_ns;
+	t->rt.out[t->rt.done++] = cshim_now_ns() - t->rt.expire_ns;
 	if (t->rt.done == t->rt.rounds) {
 		g_main_loop_quit(t->rt.loop);
 		return G_SOURCE_CONTINUE;
 	}
-	t->rt.expire_ns = now_ns() + t->rt.period_ns;
+	t->rt.expire_ns = cshim_now_ns() + t->rt.period_ns;
 	tfd_arm(t);
 	return G_SOURCE_CONTINUE;
 }
@@ -145,7 +139,7 @@ static int tfd_lateness(GMainContext *c, gint64 period_ns, int rounds, gint64 *o
 	t->rt.out = out;
 	t->rt.loop = g_main_loop_new(c, FALSE);
 	g_source_add_unix_fd(s, tfd, G_IO_IN);
-	t->rt.expire_ns = now_ns() + period_ns;
+	t->rt.expire_ns = cshim_now_ns() + period_ns;
 	tfd_arm(t);
 	g_source_attach(s, c);
 	g_main_loop_run(t->rt.loop);
@@ -165,7 +159,7 @@ int cb_timer_lateness(GMainContext *c, int mode, gint64 period_ns, int rounds, g
 		if (tfd < 0)
 			return -1;
 		for (int i = 0; i < rounds; i++) {
-			gint64 exp = now_ns() + period_ns;
+			gint64 exp = cshim_now_ns() + period_ns;
 			struct itimerspec its = {0};
 			its.it_value.tv_sec = exp / 1000000000LL;
 			its.it_value.tv_nsec = exp % 1000000000LL;
@@ -175,7 +169,7 @@ int cb_timer_lateness(GMainContext *c, int mode, gint64 period_ns, int rounds, g
 				close(tfd);
 				return -1;
 			}
-			out[i] = now_ns() - exp;
+			out[i] = cshim_now_ns() - exp;
 		}
 		close(tfd);
 		return 0;
@@ -186,7 +180,7 @@ int cb_timer_lateness(GMainContext *c, int mode, gint64 period_ns, int rounds, g
 	r->rounds = rounds;
 	r->out = out;
 	r->loop = g_main_loop_new(c, FALSE);
-	r->expire_ns = now_ns() + period_ns;
+	r->expire_ns = cshim_now_ns() + period_ns;
 	g_source_set_ready_time(s, (r->expire_ns + 999) / 1000);
 	g_source_attach(s, c);
 	g_main_loop_run(r->loop);
@@ -230,12 +224,12 @@ gint64 cb_pingpong(int rounds)
 	epoll_ctl(p2, EPOLL_CTL_ADD, e2, &ev);
 	pp_arg a = {e1, e2, p1, rounds, 1}, b = {e2, e1, p2, rounds, 0};
 	pthread_t ta, tb;
-	gint64 start = now_ns();
+	gint64 start = cshim_now_ns();
 	pthread_create(&tb, NULL, pp_thread, &b);
 	pthread_create(&ta, NULL, pp_thread, &a);
 	pthread_join(ta, NULL);
 	pthread_join(tb, NULL);
-	gint64 el = now_ns() - start;
+	gint64 el = cshim_now_ns() - start;
 	close(e1);
 	close(e2);
 	close(p1);
@@ -245,10 +239,10 @@ gint64 cb_pingpong(int rounds)
 
 gint64 cb_iterate(GMainContext *c, gint64 n)
 {
-	gint64 start = now_ns();
+	gint64 start = cshim_now_ns();
 	for (gint64 i = 0; i < n; i++)
 		g_main_context_iteration(c, FALSE);
-	return now_ns() - start;
+	return cshim_now_ns() - start;
 }
 
 /* The floor of "schedule work, then one iteration dispatches it": a C source shaped like
@@ -288,12 +282,12 @@ gint64 cb_ready_iterate(GMainContext *c, gint64 n)
 	g_source_add_unix_fd(&r->base, efd, G_IO_IN);
 	g_source_set_can_recurse(&r->base, TRUE);
 	g_source_attach(&r->base, c);
-	gint64 start = now_ns();
+	gint64 start = cshim_now_ns();
 	for (gint64 i = 0; i < n; i++) {
 		r->pending = 1;
 		g_main_context_iteration(c, FALSE);
 	}
-	gint64 elapsed = now_ns() - start;
+	gint64 elapsed = cshim_now_ns() - start;
 	gint64 ran = r->ran;
 	g_source_destroy(&r->base);
 	g_source_unref(&r->base);

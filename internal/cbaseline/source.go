@@ -5,7 +5,8 @@ package cbaseline
 
 /*
 #cgo pkg-config: glib-2.0
-#include "cbaseline.h"
+#cgo CFLAGS: -I${SRCDIR}/../../cshim
+#include "source.h"
 */
 import "C"
 

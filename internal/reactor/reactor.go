@@ -1,4 +1,8 @@
-package glibloop
+// Package reactor is the Go half of the reactor, the GSource under aiosource's
+// AioContext: QEMU's notify_me/notified wake handshake over the words the C source
+// (cshim) reads in prepare and check, and the fd registry of its poll and epoll
+// backends. It is plumbing shared by glibaio's packages, not API.
+package reactor
 
 import (
 	"errors"
@@ -7,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/glibaio/glibaio/cshim"
+	"github.com/glibaio/glibaio/glibloop"
 )
 
 // Reactor is a GSource for event loops written in Go, such as aiosource's AioContext.
@@ -26,52 +31,53 @@ import (
 // loop. A Reactor holds one reference on its Source until Close.
 type Reactor struct {
 	c      *cshim.Reactor
-	src    *Source
+	src    *glibloop.Source
 	closed atomic.Bool
 	kicks  atomic.Uint64
 }
 
-// ReactorEvent is one fd's readiness: Events holds epoll bits (unix.EPOLLIN, ...).
-type ReactorEvent = cshim.Event
+// Event is one fd's readiness: Events holds epoll bits (unix.EPOLLIN, ...).
+type Event = cshim.Event
 
-// ErrReactorClosed is returned by Reactor methods after Close or finalization.
-var ErrReactorClosed = errors.New("glibaio: reactor closed")
+// ErrClosed is returned by Reactor methods after Close or finalization.
+var ErrClosed = errors.New("reactor closed")
 
-// NewReactor creates a reactor whose GSource calls dispatch with the harvested events
-// (valid only during the call) whenever GLib dispatches it. finalize, if not nil, runs
-// when GLib finalizes the source. The source has can_recurse set to FALSE, like any new
-// source; set it as the loop requires.
-func NewReactor(dispatch func(events []ReactorEvent), finalize func()) (*Reactor, error) {
+// New creates a reactor whose GSource calls dispatch with the harvested events (valid
+// only during the call) whenever GLib dispatches it. finalize, if not nil, runs when
+// GLib finalizes the source. The source has can_recurse set to FALSE, like any new
+// source; set it as the loop requires. It fails with the errno of the eventfd, timerfd
+// or epoll instance it could not make.
+func New(dispatch func(events []Event), finalize func()) (*Reactor, error) {
 	r := &Reactor{}
-	s := &Source{}
 	cs := &cshim.Source{
 		Dispatch: func() bool { dispatch(r.c.Events()); return true },
 		Finalize: func() {
-			atomic.StorePointer(&s.ptr, nil)
 			r.c.Shutdown()
 			r.c.Finalized()
 			if finalize != nil {
 				finalize()
 			}
 		},
-		Describe: func() string { return fmt.Sprintf("reactor source %q", s.Name()) },
-		Owner:    s,
+		Describe: func() string { return fmt.Sprintf("reactor source %q", r.src.Name()) },
 	}
 	c, err := cshim.NewReactor(cs)
 	if err != nil {
-		return nil, fmt.Errorf("glibaio: new reactor: %w", err)
+		return nil, err
 	}
 	r.c = c
-	s.ptr = c.GSource()
-	r.src = s
+	// The wrapper goes inert when GLib finalizes the source (glibloop.SourceFromNative).
+	r.src = glibloop.SourceFromNative(c.GSource())
 	return r, nil
 }
 
 // Source returns the reactor's GSource (the same one on every call).
-func (r *Reactor) Source() *Source { return r.src }
+func (r *Reactor) Source() *glibloop.Source { return r.src }
+
+// alive reports whether the reactor's GSource has not been finalized.
+func (r *Reactor) alive() bool { return r.src.Native() != nil }
 
 // Add watches fd for events (unix.EPOLLIN, unix.EPOLLOUT; ERR and HUP are always
-// reported). tag comes back in every ReactorEvent of this registration: a loop that
+// reported). tag comes back in every Event of this registration: a loop that
 // gives each registration its own tag can drop events polled before the registration
 // was replaced, or for an fd number that was closed and reused since. It returns EBADF
 // for a closed fd, EPERM for one that cannot be polled (a regular file) and EEXIST for
@@ -82,30 +88,30 @@ func (r *Reactor) Source() *Source { return r.src }
 // are watched it moves them all into its epoll instance for good, and GLib polls that
 // one fd however many there are.
 func (r *Reactor) Add(fd int, events, tag uint32) error {
-	if r.src.p() == nil {
-		return ErrReactorClosed
+	if !r.alive() {
+		return ErrClosed
 	}
 	return r.c.Add(fd, events, tag)
 }
 
 // Modify changes the events watched for fd and the tag of its registration.
 func (r *Reactor) Modify(fd int, events, tag uint32) error {
-	if r.src.p() == nil {
-		return ErrReactorClosed
+	if !r.alive() {
+		return ErrClosed
 	}
 	return r.c.Modify(fd, events, tag)
 }
 
 // Delete stops watching fd.
 func (r *Reactor) Delete(fd int) error {
-	if r.src.p() == nil {
-		return ErrReactorClosed
+	if !r.alive() {
+		return ErrClosed
 	}
 	return r.c.Delete(fd)
 }
 
 // EpollMode reports whether the reactor has moved its fds into epoll.
-func (r *Reactor) EpollMode() bool { return r.src.p() != nil && r.c.EpollMode() }
+func (r *Reactor) EpollMode() bool { return r.alive() && r.c.EpollMode() }
 
 // EventNVAL marks an event for an fd that was closed while watched (POLLNVAL). Only the
 // poll backend can tell; epoll silently forgets a closed fd.
@@ -114,10 +120,10 @@ const EventNVAL uint32 = cshim.NVAL
 // Wait blocks for at most timeoutNS nanoseconds (< 0: until an event; 0: not at all),
 // retrying EINTR, and returns the harvested events, valid until the next Wait or
 // dispatch. Only the thread that runs the loop may call it.
-func (r *Reactor) Wait(timeoutNS int64) ([]ReactorEvent, error) {
+func (r *Reactor) Wait(timeoutNS int64) ([]Event, error) {
 	ev, err := r.c.Wait(timeoutNS)
-	if err != nil && r.src.p() == nil {
-		return nil, ErrReactorClosed
+	if err != nil && !r.alive() {
+		return nil, ErrClosed
 	}
 	return ev, err
 }
@@ -128,7 +134,7 @@ func (r *Reactor) Wait(timeoutNS int64) ([]ReactorEvent, error) {
 // operations and no syscall.
 func (r *Reactor) Notify() {
 	// The caller published its work with a sequentially consistent atomic operation, so
-	// the load of notify_me below cannot pass it (the Dekker half of QEMU §3). The flag
+	// the load of notify_me below cannot pass it (the Dekker half of aio_notify against aio_poll). The flag
 	// is stored only when it changes: many producers then share the cache line read-only.
 	// Skipping a redundant store is safe: a consumer that clears the flag afterwards
 	// (NotifyAccept) reads its queues after that, and finds this work there.
