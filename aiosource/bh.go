@@ -37,8 +37,11 @@ var oneshotPool = sync.Pool{New: func() any { return new(BH) }}
 
 // NewBH creates a BH that runs fn (aio_bh_new_full). name identifies it in Close's leak
 // report and in statistics. Delete it when it is no longer needed. After Close it
-// returns a BH whose methods do nothing.
+// returns a BH whose methods do nothing. It panics if fn is nil.
 func (c *Context) NewBH(name string, fn func()) *BH {
+	if fn == nil {
+		panic("aiosource: NewBH: nil fn")
+	}
 	b := &BH{ctx: c, name: name, fn: fn, wp: watch.NewPoint("BH", name, fn)}
 	c.bhMu.Lock()
 	if c.closed.Load() {
@@ -121,8 +124,11 @@ func (b *BH) Delete() {
 // ScheduleOneshot runs fn once in the context's next BH pass (aio_bh_schedule_oneshot).
 // Any goroutine may call it; it takes no lock and allocates nothing while the context's
 // oneshot ring (1024 entries) has room. When the ring is full, the oneshot goes on the
-// BH list in a pooled node instead. After Close it does nothing.
+// BH list in a pooled node instead. After Close it does nothing. It panics if fn is nil.
 func (c *Context) ScheduleOneshot(fn func()) {
+	if fn == nil {
+		panic("aiosource: ScheduleOneshot: nil fn")
+	}
 	if c.closed.Load() {
 		return
 	}

@@ -121,14 +121,15 @@ type level struct {
 }
 
 // New creates an AioContext (aio_context_new). It is not attached to any GMainContext;
-// use Attach, or drive it with Poll.
+// use Attach, or drive it with Poll. When its fds cannot be made, the error wraps the
+// syscall.Errno (errors.Is syscall.EMFILE, for instance).
 func New() (*Context, error) {
 	c := &Context{liveBHs: map[*BH]struct{}{}}
 	c.oneshotWP = watch.NewPoint("BH", "oneshot", nil)
 	c.oneshots.init()
 	r, err := reactor.New(c.dispatch, c.finalize)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("aiosource: New: %w", err)
 	}
 	c.r = r
 	c.src = r.Source()

@@ -100,6 +100,9 @@ func (c *Context) SetFDHandler(fd int, h FDHandler) error {
 		// The kernel has already forgotten an fd that was closed: removal still succeeds.
 		if err := c.r.Delete(fd); err != nil && !errors.Is(err, unix.EBADF) && !errors.Is(err, unix.ENOENT) {
 			c.mu.Unlock()
+			if errors.Is(err, reactor.ErrClosed) {
+				return ErrClosed // the GSource was finalized behind Close's back
+			}
 			return fmt.Errorf("aiosource: remove fd %d: %w", fd, err)
 		}
 		c.unlinkLocked(t, old)
@@ -120,6 +123,9 @@ func (c *Context) SetFDHandler(fd int, h FDHandler) error {
 		}
 		if err != nil {
 			c.mu.Unlock()
+			if errors.Is(err, reactor.ErrClosed) {
+				return ErrClosed // the GSource was finalized behind Close's back
+			}
 			return fmt.Errorf("aiosource: watch fd %d: %w", fd, err)
 		}
 		n := &fdNode{fd: fd, gen: gen, h: h}
@@ -359,8 +365,12 @@ func (e *ClosedFDError) Unwrap() error { return unix.EBADF }
 func defaultErrorHandler(err error) { slog.Error("aiosource", "err", err) }
 
 // SetEventNotifier registers read to run when e is set (aio_set_event_notifier); a nil
-// read removes it. read receives e and usually calls e.TestAndClear.
+// read removes it. read receives e and usually calls e.TestAndClear. It returns
+// ErrClosed when e is closed, and SetFDHandler's errors otherwise. It panics if e is nil.
 func (c *Context) SetEventNotifier(e *EventNotifier, read func(*EventNotifier)) error {
+	if e == nil {
+		panic("aiosource: SetEventNotifier: nil EventNotifier")
+	}
 	fd := e.FD()
 	if fd < 0 {
 		return ErrClosed

@@ -23,13 +23,15 @@ type MainLoop struct {
 
 // NewMainLoop creates both contexts and attaches them to m (nil: the default context),
 // io-handler first, as QEMU does. Run drives m with glibloop's loop driver; gtk.Main or
-// any other GLib loop on m drives the contexts just as well.
+// any other GLib loop on m drives the contexts just as well. If m was Unref'd, the error
+// is glibloop.ErrContextGone (errors.Is), the error glibloop.Loop.Run gives for it; New's
+// errors are returned as they are.
 func NewMainLoop(m *glibloop.MainContext) (*MainLoop, error) {
 	if m == nil {
 		m = glibloop.DefaultContext()
 	}
 	if m.Native() == nil {
-		return nil, errors.New("aiosource: NewMainLoop: the main context was unref'd")
+		return nil, fmt.Errorf("aiosource: NewMainLoop: %w", glibloop.ErrContextGone)
 	}
 	ioh, err := New()
 	if err != nil {
@@ -45,7 +47,8 @@ func NewMainLoop(m *glibloop.MainContext) (*MainLoop, error) {
 	if ioh.Attach(m) == 0 || aio.Attach(m) == 0 {
 		ioh.Close()
 		aio.Close()
-		return nil, fmt.Errorf("aiosource: NewMainLoop: cannot attach to the main context")
+		// Only an Unref racing with this call makes a new source fail to attach.
+		return nil, fmt.Errorf("aiosource: NewMainLoop: attach: %w", glibloop.ErrContextGone)
 	}
 	return &MainLoop{mc: m, aio: aio, ioh: ioh, loop: glibloop.NewLoop(m)}, nil
 }
@@ -65,7 +68,9 @@ func (l *MainLoop) SetFDHandler(fd int, read, write func()) error {
 	return l.ioh.SetFDHandler(fd, FDHandler{Read: read, Write: write})
 }
 
-// Run drives the GLib context until Quit or ctx is done (glibloop.Loop.Run).
+// Run drives the GLib context until Quit or ctx is done (glibloop.Loop.Run), and returns
+// what glibloop.Loop.Run returns, as it is: nil, ctx's error, or one of Loop.Run's
+// errors (glibloop.ErrNotOwner, glibloop.ErrContextGone, ...).
 func (l *MainLoop) Run(ctx context.Context) error { return l.loop.Run(ctx) }
 
 // Quit ends Run from any goroutine.

@@ -2,6 +2,8 @@ package aiosource
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -15,10 +17,12 @@ type EventNotifier struct {
 }
 
 // NewEventNotifier creates a notifier (event_notifier_init), set already if active.
+// When the eventfd cannot be made, the error wraps an *os.SyscallError (errors.Is
+// syscall.EMFILE, for instance).
 func NewEventNotifier(active bool) (*EventNotifier, error) {
 	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("aiosource: NewEventNotifier: %w", os.NewSyscallError("eventfd", err))
 	}
 	e := &EventNotifier{fd: fd}
 	if active {
@@ -28,7 +32,8 @@ func NewEventNotifier(active bool) (*EventNotifier, error) {
 }
 
 // Set makes the notifier readable (event_notifier_set). Setting a set notifier is
-// harmless. It returns ErrClosed after Close.
+// harmless. It returns ErrClosed after Close, and an error wrapping an *os.SyscallError
+// if the write fails.
 func (e *EventNotifier) Set() error {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -44,7 +49,7 @@ func (e *EventNotifier) Set() error {
 		case errors.Is(err, unix.EINTR):
 			continue
 		default:
-			return err
+			return fmt.Errorf("aiosource: EventNotifier.Set: %w", os.NewSyscallError("write", err))
 		}
 	}
 }
@@ -75,7 +80,8 @@ func (e *EventNotifier) FD() int {
 }
 
 // Close closes the notifier (event_notifier_cleanup). Remove its handler first. Closing
-// twice returns ErrClosed.
+// twice returns ErrClosed; a failing close(2) returns an error wrapping an
+// *os.SyscallError.
 func (e *EventNotifier) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -84,5 +90,8 @@ func (e *EventNotifier) Close() error {
 	}
 	err := unix.Close(e.fd)
 	e.fd = -1
-	return err
+	if err != nil {
+		return fmt.Errorf("aiosource: EventNotifier.Close: %w", os.NewSyscallError("close", err))
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package aiosource
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime/debug"
 
 	"github.com/glibaio/glibaio/internal/reactor"
@@ -81,7 +82,7 @@ func (c *Context) pollWalk(blocking bool) (progress bool) {
 		}
 		events, err := c.r.Wait(timeout)
 		if err != nil && !errors.Is(err, reactor.ErrClosed) {
-			c.reportError(fmt.Errorf("aiosource: epoll_wait: %w", err))
+			c.reportError(fmt.Errorf("aiosource: Poll: wait: %w", err))
 		}
 		lv.events = append(lv.events, events...)
 	}
@@ -141,10 +142,16 @@ func (c *Context) needWait(polled bool) bool {
 // handler's polling time grows by grow (0: ×2) while it helps and shrinks by shrink (0:
 // to zero) when it does not. maxNS 0 disables polling, the default. Busy polling is
 // used only by Poll, never under GLib, and only while every registered handler has a
-// Poll callback. Negative values return an error.
+// Poll callback. A negative value returns an error that is os.ErrInvalid and changes
+// nothing; after Close it returns ErrClosed.
 func (c *Context) SetPollParams(maxNS, grow, shrink int64) error {
-	if maxNS < 0 || grow < 0 || shrink < 0 {
-		return fmt.Errorf("aiosource: SetPollParams(%d, %d, %d): negative value", maxNS, grow, shrink)
+	for _, a := range [...]struct {
+		name string
+		v    int64
+	}{{"maxNS", maxNS}, {"grow", grow}, {"shrink", shrink}} {
+		if a.v < 0 {
+			return fmt.Errorf("aiosource: SetPollParams: %s %d is negative: %w", a.name, a.v, os.ErrInvalid)
+		}
 	}
 	if c.closed.Load() {
 		return ErrClosed

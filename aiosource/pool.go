@@ -2,6 +2,7 @@ package aiosource
 
 import (
 	"fmt"
+	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -53,10 +54,11 @@ func (p *pool) init(c *Context) {
 	p.grace = 5 * time.Second
 }
 
-// SetThreadPoolSize bounds the goroutines that run Submit's work (default 64).
+// SetThreadPoolSize bounds the goroutines that run Submit's work (default 64). For n < 1
+// it returns an error that is os.ErrInvalid and changes nothing.
 func (c *Context) SetThreadPoolSize(n int) error {
 	if n < 1 {
-		return fmt.Errorf("aiosource: thread pool size %d < 1", n)
+		return fmt.Errorf("aiosource: SetThreadPoolSize: size %d is less than 1: %w", n, os.ErrInvalid)
 	}
 	c.pool.mu.Lock()
 	c.pool.max = n
@@ -65,7 +67,7 @@ func (c *Context) SetThreadPoolSize(n int) error {
 }
 
 // SetThreadPoolGrace sets how long Close waits for work in flight before it reports it
-// (default 5 s).
+// (default 5 s). With d <= 0 Close does not wait.
 func (c *Context) SetThreadPoolGrace(d time.Duration) {
 	c.pool.mu.Lock()
 	c.pool.grace = d
@@ -78,8 +80,12 @@ func (c *Context) SetThreadPoolGrace(d time.Duration) {
 // context. A panic in work is raised again, as a *glibloop.PanicError with the original
 // value and stack, from the call that drives the context when the completion runs;
 // done is not called then. After Close, done(ErrClosed) runs at once on the calling
-// goroutine. done may be nil.
+// goroutine. done may be nil: the work's result is then dropped, as for fire-and-forget
+// work in QEMU. It panics if work is nil.
 func (c *Context) Submit(work func() error, done func(error)) {
+	if work == nil {
+		panic("aiosource: Submit: nil work")
+	}
 	p := &c.pool
 	req := requestPool.Get().(*request)
 	req.work, req.done, req.err = work, done, nil

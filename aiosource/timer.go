@@ -42,8 +42,12 @@ func (t ClockType) String() string {
 }
 
 // ClockNS returns the current time of a clock in ns (qemu_clock_get_ns). The monotonic
-// clocks share CLOCK_MONOTONIC's epoch; ClockHost is Unix time.
+// clocks share CLOCK_MONOTONIC's epoch; ClockHost is Unix time. It panics if t is not
+// one of the four clocks.
 func ClockNS(t ClockType) int64 {
+	if t < 0 || t >= numClocks {
+		panic(fmt.Sprintf("aiosource: ClockNS: invalid ClockType %d", int(t)))
+	}
 	if t == ClockHost {
 		return time.Now().UnixNano()
 	}
@@ -66,14 +70,17 @@ type Timer struct {
 type timerList struct{ head *Timer }
 
 // NewTimer creates a timer on clock t whose expire times are in units of scale
-// (aio_timer_new). It is not pending until Mod. A clock out of range is ClockRealtime;
-// a scale < 1 is ScaleNS.
+// (aio_timer_new). It is not pending until Mod. It panics if t is not one of the four
+// clocks or scale is not positive (QEMU asserts), or if fn is nil.
 func (c *Context) NewTimer(t ClockType, scale int64, fn func()) *Timer {
 	if t < 0 || t >= numClocks {
-		t = ClockRealtime
+		panic(fmt.Sprintf("aiosource: NewTimer: invalid ClockType %d", int(t)))
 	}
 	if scale < 1 {
-		scale = ScaleNS
+		panic(fmt.Sprintf("aiosource: NewTimer: scale %d is not positive", scale))
+	}
+	if fn == nil {
+		panic("aiosource: NewTimer: nil fn")
 	}
 	return &Timer{ctx: c, clock: t, scale: scale, fn: fn, expire: -1,
 		wp: watch.NewPoint("timer", watch.FuncName(fn)+" on clock "+t.String(), fn)}

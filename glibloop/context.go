@@ -103,11 +103,20 @@ func (c *MainContext) Wakeup() {
 // Invoke runs fn on the context with g_main_context_invoke's rules: at once, on the
 // calling goroutine, when the calling thread owns the context (or the context is the
 // thread's default and can be acquired); otherwise from an idle source at
-// PriorityDefault, on the thread that drives the context.
-func (c *MainContext) Invoke(fn func()) { c.InvokePriority(PriorityDefault, fn) }
+// PriorityDefault, on the thread that drives the context. It panics if fn is nil.
+func (c *MainContext) Invoke(fn func()) {
+	if fn == nil {
+		panic("glibloop: Invoke: nil fn")
+	}
+	c.InvokePriority(PriorityDefault, fn)
+}
 
-// InvokePriority is Invoke with the priority of the idle source it may create.
+// InvokePriority is Invoke with the priority of the idle source it may create. It
+// panics if fn is nil.
 func (c *MainContext) InvokePriority(prio Priority, fn func()) {
+	if fn == nil {
+		panic("glibloop: InvokePriority: nil fn")
+	}
 	if p := c.native(); p != nil {
 		raise(cshim.Invoke(unsafe.Pointer(p), int(prio), fn))
 	}

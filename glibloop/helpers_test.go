@@ -89,7 +89,7 @@ func TestUnixFDAdd(t *testing.T) {
 	if len(got) != 2 || got[0] != glibloop.IOIn {
 		t.Fatalf("revents %v, want IN twice and then removed", got)
 	}
-	if glibloop.UnixFDAddPriority(c, glibloop.PriorityHigh, -1, glibloop.IOIn, nil) != 0 {
+	if glibloop.UnixFDAddPriority(c, glibloop.PriorityHigh, -1, glibloop.IOIn, func(int, glibloop.IOCondition) bool { return false }) != 0 {
 		t.Fatal("UnixFDAdd(-1) returned an id")
 	}
 }

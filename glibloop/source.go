@@ -72,8 +72,12 @@ type Source struct {
 
 // NewSource creates a GSource whose callbacks are f's methods. The caller owns the one
 // reference it holds; drop it with Unref, usually right after Attach. The source gets
-// GLib's defaults: PriorityDefault, no name, can_recurse false, no ready time.
+// GLib's defaults: PriorityDefault, no name, can_recurse false, no ready time. It panics
+// if f is nil.
 func NewSource(f SourceFuncs) *Source {
+	if f == nil {
+		panic("glibloop: NewSource: nil SourceFuncs")
+	}
 	s := &Source{funcs: f}
 	s.wp = watch.NewPoint("source dispatch", fmt.Sprintf("%T", f), nil)
 	s.wp.SetPC(methodPC(f))
@@ -344,8 +348,11 @@ func (s *Source) isChild() bool {
 // AddChildSource makes child a child of s (g_source_add_child_source): it takes s's
 // priority, is attached and destroyed with s, and when it is ready s is dispatched too.
 // s keeps a reference on child. Nothing happens when either is destroyed, or child is
-// attached or already has a parent.
+// attached or already has a parent. It panics if child is nil.
 func (s *Source) AddChildSource(child *Source) {
+	if child == nil {
+		panic("glibloop: AddChildSource: nil child")
+	}
 	p, cp := s.p(), child.p()
 	if p == nil || cp == nil || s == child || C.g_source_is_destroyed(p) != 0 || C.g_source_is_destroyed(cp) != 0 {
 		return
