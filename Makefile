@@ -3,7 +3,7 @@ GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS := pkg-config libglib2.0-dev libgtk-3-dev
 
-.PHONY: deps build test test-cgocheck2 test-asan check bench lint demo
+.PHONY: deps build test test-cgocheck2 test-asan check bench lint demo api
 
 # deps installs the C libraries with apt-get, only when pkg-config cannot find them.
 deps:
@@ -48,6 +48,11 @@ check: deps test-cgocheck2 test-asan
 bench: deps
 	$(GO) run ./cmd/aiobench -svg docs/fd-scaling.svg
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
+
+# api: rewrite the golden listings of the public packages' exported API in api/, after an
+# intended API change (make test checks them; see internal/apicheck).
+api:
+	$(GO) test -count=1 -v -run '^TestAPI$$' ./internal/apicheck -update
 
 lint: deps
 	gofmt -l . | (! grep .)
