@@ -13,7 +13,22 @@
 // (aio_set_fd_handler), Timer.Mod (timer_mod), ScheduleOneshot
 // (aio_bh_schedule_oneshot), Submit (thread_pool_submit_aio).
 //
-// Where QEMU would crash on misuse, this package is defined instead: using a BH after
-// Delete, a timer or context after Close, scheduling from any goroutine at any time, all
-// are safe no-ops or return ErrClosed; Close names what was left alive.
+// # Errors and misuse
+//
+// A mistake in an argument panics at the call that makes it, with a message that names
+// the argument, as the standard library does: a nil callback (NewBH, ScheduleOneshot,
+// NewTimer, Submit's work), an invalid ClockType or a scale that is not positive. QEMU
+// asserts on each. Conditions of a running program are errors instead: a setter given
+// an out-of-range value (SetPollParams, SetThreadPoolSize) returns one that matches
+// os.ErrInvalid, a closed or exhausted fd returns a syscall.Errno (wrapped, so
+// errors.Is works), and use after Close returns ErrClosed. Using a BH after Delete, a
+// timer after Close, or scheduling from any goroutine at any time are harmless no-ops;
+// Close names what was left alive. Every message starts with "aiosource: ".
+//
+// # Units
+//
+// Timers count in QEMU's units: int64 nanoseconds on a ClockType, and a timer's scale
+// (ScaleNS, ScaleUS, ScaleMS) for Mod, as timer_mod does. Poll parameters are ns, as
+// QEMU's poll-max-ns is. Durations that are Go's own (SetThreadPoolGrace) are
+// time.Duration.
 package aiosource

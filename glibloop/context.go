@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/glibaio/glibaio/cshim"
@@ -238,9 +239,9 @@ func (c *MainContext) Prepare() (ready bool, maxPriority int) {
 }
 
 // Query fills fds with the descriptors to poll (g_main_context_query) and returns the
-// poll timeout in ms (-1: none) and the number of descriptors GLib wants. When n is
-// larger than len(fds), grow fds and call Query again.
-func (c *MainContext) Query(maxPriority int, fds []PollFD) (timeoutMS int, n int) {
+// poll timeout (< 0: none; GLib counts it in whole ms) and the number of descriptors
+// GLib wants. When n is larger than len(fds), grow fds and call Query again.
+func (c *MainContext) Query(maxPriority int, fds []PollFD) (timeout time.Duration, n int) {
 	p := c.native()
 	if p == nil {
 		return -1, 0
@@ -251,7 +252,10 @@ func (c *MainContext) Query(maxPriority int, fds []PollFD) (timeoutMS int, n int
 		fp = (*C.GPollFD)(unsafe.Pointer(&fds[0]))
 	}
 	n = int(C.g_main_context_query(p, C.gint(maxPriority), &t, fp, C.gint(len(fds))))
-	return int(t), n
+	if t < 0 {
+		return -1, n
+	}
+	return time.Duration(t) * time.Millisecond, n
 }
 
 // Check passes the polled descriptors back to GLib (g_main_context_check) and reports
@@ -278,14 +282,15 @@ func (c *MainContext) Dispatch() {
 	}
 }
 
-// PPoll polls fds like ppoll(2) with a nanosecond timeout (< 0: infinite), retrying on
-// EINTR with the time that remains, and returns how many have revents.
-func PPoll(fds []PollFD, timeoutNS int64) (int, error) {
+// PPoll polls fds like ppoll(2) with a nanosecond-precise timeout (< 0: none), retrying
+// on EINTR with the time that remains, and returns how many have revents. A failure is
+// the errno, a syscall.Errno.
+func PPoll(fds []PollFD, timeout time.Duration) (int, error) {
 	var fp unsafe.Pointer
 	if len(fds) > 0 {
 		fp = unsafe.Pointer(&fds[0])
 	}
-	return cshim.PPoll(fp, len(fds), timeoutNS)
+	return cshim.PPoll(fp, len(fds), int64(timeout))
 }
 
 // MainDepth returns g_main_depth: how deeply the calling thread is nested in dispatch.

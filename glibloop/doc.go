@@ -31,6 +31,23 @@
 // Do not call runtime.Goexit (or testing.T.FailNow) from a callback: unlike a panic it
 // cannot be stopped at the trampoline.
 //
+// # Errors and misuse
+//
+// A nil callback or source (NewSource, IdleAdd, TimeoutAdd, UnixFDAdd, Invoke,
+// AddChildSource) panics at the call, with a message naming the argument, as the
+// standard library does. Errors are this package's sentinels (ErrNotOwner,
+// ErrContextGone) or os and syscall errors, and errors.Is works on them. Calls on an
+// Unref'd context or a finalized source are no-ops. Every message starts with
+// "glibloop: ".
+//
+// # Units
+//
+// Durations are time.Duration: prepare timeouts, TimeoutAdd intervals, Query and PPoll
+// timeouts. Where GLib counts a value itself, it keeps GLib's unit and says so: ready
+// times, Source.Time and MonotonicTime are GLib's monotonic time in µs
+// (g_get_monotonic_time). A Duration handed to GLib in whole milliseconds (a prepare
+// timeout, a TimeoutAdd interval) is rounded up, so nothing fires early.
+//
 // # Lifetime
 //
 // Sources follow GLib's reference counting exactly. NewSource returns a source holding

@@ -221,7 +221,7 @@ func TestPPollEINTR(t *testing.T) {
 		lockOSThread()
 		tid.Store(int64(unix.Gettid()))
 		start := time.Now()
-		n, err = glibloop.PPoll(nil, 200e6)
+		n, err = glibloop.PPoll(nil, 200*time.Millisecond)
 		el = time.Since(start)
 	}()
 	for tid.Load() == 0 {

@@ -19,6 +19,7 @@ import (
 var publicPackages = []string{
 	"aiosource",
 	"glibloop",
+	"glibloop/gotk3",
 }
 
 var update = flag.Bool("update", false, "rewrite the golden listings in api/ instead of comparing with them (make api)")

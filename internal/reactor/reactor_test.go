@@ -87,8 +87,8 @@ func TestReactorReadyBits(t *testing.T) {
 	defer c.Release()
 	for _, tc := range []struct {
 		bits    uint32
-		timeout int
-	}{{0, -1}, {reactor.ReadyIdle, 10}, {reactor.ReadyNow, 0}, {reactor.ReadyNow | reactor.ReadyIdle, 0}} {
+		timeout time.Duration
+	}{{0, -1}, {reactor.ReadyIdle, 10 * time.Millisecond}, {reactor.ReadyNow, 0}, {reactor.ReadyNow | reactor.ReadyIdle, 0}} {
 		r.TakeReady()
 		r.SetReady(tc.bits)
 		_, prio := c.Prepare()
@@ -96,7 +96,7 @@ func TestReactorReadyBits(t *testing.T) {
 		timeout, n := c.Query(prio, fds)
 		ready := c.Check(prio, fds[:n])
 		if timeout != tc.timeout || ready != (tc.bits != 0) {
-			t.Errorf("ready bits %b: timeout %d ready %v, want %d %v", tc.bits, timeout, ready, tc.timeout, tc.bits != 0)
+			t.Errorf("ready bits %b: timeout %v ready %v, want %v %v", tc.bits, timeout, ready, tc.timeout, tc.bits != 0)
 		}
 		if ready {
 			c.Dispatch()
