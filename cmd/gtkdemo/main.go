@@ -15,6 +15,8 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/glibaio/glibaio/cmd/gtkdemo/internal/model"
+
 	"github.com/glibaio/glibaio/glibloop/gotk3"
 
 	"github.com/gotk3/gotk3/glib"
@@ -72,20 +74,20 @@ func main() {
 	win.Add(box)
 
 	// The AIO main loop lives on GTK's own context: gtk.Main drives it.
-	m, err := newModel(gotk3.Wrap(glib.MainContextDefault()), v)
+	m, err := model.New(gotk3.Wrap(glib.MainContextDefault()), v)
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := m.startChild(); err != nil {
+	if err := m.StartChild(); err != nil {
 		log.Fatal(err)
 	}
-	m.startJobs(50, 40*time.Millisecond)
-	btn.Connect("clicked", func() { m.flood(1_000_000) })
-	jobs.Connect("clicked", func() { m.startJobs(50, 40*time.Millisecond) })
+	m.StartJobs(50, 40*time.Millisecond)
+	btn.Connect("clicked", func() { m.Flood(1_000_000) })
+	jobs.Connect("clicked", func() { m.StartJobs(50, 40*time.Millisecond) })
 	win.Connect("destroy", gtk.MainQuit)
 	win.ShowAll()
 	if *floodAtStart {
-		glib.TimeoutAdd(1000, func() bool { m.flood(1_000_000); return false })
+		glib.TimeoutAdd(1000, func() bool { m.Flood(1_000_000); return false })
 	}
 
 	if *shot != "" {
@@ -100,7 +102,7 @@ func main() {
 		glib.TimeoutAdd(uint(quitAfter.Milliseconds()), func() bool { gtk.MainQuit(); return false })
 	}
 	gtk.Main()
-	if err := m.close(); err != nil {
+	if err := m.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "gtkdemo:", err)
 		os.Exit(1)
 	}

@@ -1,4 +1,6 @@
-package main
+// Package model is gtkdemo's AIO wiring, free of GTK so that it is tested without a
+// display and without compiling GTK: the window (package main) implements View.
+package model
 
 import (
 	"fmt"
@@ -12,21 +14,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// view is what the model shows; the GTK window implements it, and so does the test's
+// View is what the model shows; the GTK window implements it, and so does the test's
 // fake. Every method is called on the GLib loop thread.
-type view interface {
+type View interface {
 	SetFDEvents(events, bytes int64)
 	SetProgress(done, total int)
 	SetFlood(text string)
 	SetLateness(text string)
 }
 
-// model is the demo's AIO wiring, free of GTK: a child process's pipe watched by an fd
+// Model is the demo's AIO wiring, free of GTK: a child process's pipe watched by an fd
 // handler on io-handler, Submit jobs on the thread pool, a BH flood and a 16 ms AIO timer
 // whose lateness is measured, all on the MainLoop attached to the GTK context.
-type model struct {
+type Model struct {
 	ml *aiosource.MainLoop
-	v  view
+	v  View
 
 	child     *exec.Cmd
 	pipe      int
@@ -45,20 +47,21 @@ type model struct {
 
 const timerPeriod = 16 * time.Millisecond
 
-func newModel(mc *glibloop.MainContext, v view) (*model, error) {
+// New attaches an aiosource MainLoop to mc and arms the 16 ms timer.
+func New(mc *glibloop.MainContext, v View) (*Model, error) {
 	ml, err := aiosource.NewMainLoop(mc)
 	if err != nil {
 		return nil, err
 	}
-	m := &model{ml: ml, v: v, pipe: -1}
+	m := &Model{ml: ml, v: v, pipe: -1}
 	m.timer = ml.AioContext().NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, m.onTimer)
 	m.armTimer()
 	return m, nil
 }
 
-// startChild runs a child process that writes a line every 20 ms; its pipe is an fd
+// StartChild runs a child process that writes a line every 20 ms; its pipe is an fd
 // handler on io-handler, as a chardev in QEMU.
-func (m *model) startChild() error {
+func (m *Model) StartChild() error {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		return err
@@ -76,7 +79,7 @@ func (m *model) startChild() error {
 	return m.ml.SetFDHandler(m.pipe, m.onPipe, nil)
 }
 
-func (m *model) onPipe() {
+func (m *Model) onPipe() {
 	var buf [4096]byte
 	n, err := unix.Read(m.pipe, buf[:])
 	if n <= 0 && err != unix.EAGAIN {
@@ -90,9 +93,9 @@ func (m *model) onPipe() {
 	}
 }
 
-// startJobs submits n blocking jobs to the thread pool; each completion, on the loop,
+// StartJobs submits n blocking jobs to the thread pool; each completion, on the loop,
 // moves the progress bar.
-func (m *model) startJobs(n int, each time.Duration) {
+func (m *Model) StartJobs(n int, each time.Duration) {
 	m.jobsTotal += n
 	m.v.SetProgress(m.jobsDone, m.jobsTotal)
 	for i := 0; i < n; i++ {
@@ -106,9 +109,9 @@ func (m *model) startJobs(n int, each time.Duration) {
 	}
 }
 
-// flood schedules n oneshot BHs from 4 goroutines and reports the throughput when the
+// Flood schedules n oneshot BHs from 4 goroutines and reports the throughput when the
 // last one has run. The window stays responsive: BH passes interleave with GTK events.
-func (m *model) flood(n int) {
+func (m *Model) Flood(n int) {
 	if m.flooding {
 		return
 	}
@@ -138,14 +141,14 @@ func (m *model) flood(n int) {
 	}
 }
 
-func (m *model) armTimer() {
+func (m *Model) armTimer() {
 	m.expire = aiosource.ClockNS(aiosource.ClockRealtime) + int64(timerPeriod)
 	m.timer.ModNS(m.expire)
 }
 
 // onTimer measures how late the 16 ms timer runs and shows p50 and max of the last
 // 60 expiries.
-func (m *model) onTimer() {
+func (m *Model) onTimer() {
 	late := time.Duration(aiosource.ClockNS(aiosource.ClockRealtime) - m.expire)
 	m.samples = append(m.samples, late)
 	if len(m.samples) > 60 {
@@ -157,8 +160,8 @@ func (m *model) onTimer() {
 	m.armTimer()
 }
 
-// close stops the child and closes the contexts; it reports anything left alive.
-func (m *model) close() error {
+// Close stops the child and closes the contexts; it reports anything left alive.
+func (m *Model) Close() error {
 	m.timer.Del()
 	if m.child != nil {
 		m.child.Process.Kill()

@@ -1,10 +1,11 @@
-package main
+package model
 
 import (
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
 
 	"github.com/glibaio/glibaio/glibloop"
 )
@@ -28,15 +29,15 @@ func TestModelWiring(t *testing.T) {
 	mc := glibloop.NewMainContext()
 	defer mc.Unref()
 	v := &fakeView{}
-	m, err := newModel(mc, v)
+	m, err := New(mc, v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.startChild(); err != nil {
+	if err := m.StartChild(); err != nil {
 		t.Fatal(err)
 	}
-	m.startJobs(20, time.Millisecond)
-	m.flood(100_000)
+	m.StartJobs(20, time.Millisecond)
+	m.Flood(100_000)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		mc.Iteration(true)
@@ -56,7 +57,7 @@ func TestModelWiring(t *testing.T) {
 	if !strings.Contains(v.late, "lateness: p50") {
 		t.Errorf("lateness %q", v.late)
 	}
-	if err := m.close(); err != nil {
+	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
 }
