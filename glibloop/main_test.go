@@ -1,11 +1,12 @@
 package glibloop_test
 
 import (
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"os"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
 
 	"github.com/glibaio/glibaio/glibloop"
 	"golang.org/x/sys/unix"
@@ -138,9 +139,3 @@ func onThread(fn func()) {
 
 // lockOSThread pins the calling goroutine; it exits locked so the thread is retired.
 func lockOSThread() { runtime.LockOSThread() }
-
-func monotonicNS() int64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return ts.Nano()
-}
