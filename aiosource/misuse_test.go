@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glibaio/glibaio/internal/testutil"
+
 	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/glibloop"
 	"golang.org/x/sys/unix"
@@ -19,27 +21,6 @@ import (
 // call and the argument, and leaves nothing registered behind. Runtime conditions
 // (closed fds, use after Close) come back as errors that errors.Is and errors.As see
 // through.
-
-// mustPanic runs fn and fails t unless fn panics, on the calling goroutine, with the
-// string want: a plain string, not a *glibloop.PanicError relayed from a loop.
-func mustPanic(t *testing.T, want string, fn func()) {
-	t.Helper()
-	var r any
-	func() {
-		defer func() { r = recover() }()
-		fn()
-	}()
-	if r == nil {
-		t.Fatalf("no panic, want %q", want)
-	}
-	got, ok := r.(string)
-	if !ok {
-		t.Fatalf("panicked with %T %v, want the string %q", r, r, want)
-	}
-	if got != want {
-		t.Fatalf("panic = %q, want %q", got, want)
-	}
-}
 
 // hasStat reports whether the context's callback statistics list a callback named name.
 func hasStat(c *aiosource.Context, name string) bool {
@@ -53,7 +34,7 @@ func hasStat(c *aiosource.Context, name string) bool {
 
 func TestMisuseNewBHNilFn(t *testing.T) {
 	eachMode(t, func(t *testing.T, m *mode) {
-		mustPanic(t, "aiosource: NewBH: nil fn", func() { m.ctx.NewBH("nil-bh", nil) })
+		testutil.MustPanic(t, "aiosource: NewBH: nil fn", func() { m.ctx.NewBH("nil-bh", nil) })
 		if hasStat(m.ctx, "nil-bh") {
 			t.Fatal("the rejected BH is in the context's live list")
 		}
@@ -72,17 +53,17 @@ func TestMisuseNewBHNilFn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustPanic(t, "aiosource: NewBH: nil fn", func() { c.NewBH("nil-bh", nil) })
+	testutil.MustPanic(t, "aiosource: NewBH: nil fn", func() { c.NewBH("nil-bh", nil) })
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close after the rejected NewBH = %v, want nil", err)
 	}
 	// Arguments are checked before the context's state: still a panic after Close.
-	mustPanic(t, "aiosource: NewBH: nil fn", func() { c.NewBH("nil-bh", nil) })
+	testutil.MustPanic(t, "aiosource: NewBH: nil fn", func() { c.NewBH("nil-bh", nil) })
 }
 
 func TestMisuseScheduleOneshotNilFn(t *testing.T) {
 	eachMode(t, func(t *testing.T, m *mode) {
-		mustPanic(t, "aiosource: ScheduleOneshot: nil fn", func() { m.ctx.ScheduleOneshot(nil) })
+		testutil.MustPanic(t, "aiosource: ScheduleOneshot: nil fn", func() { m.ctx.ScheduleOneshot(nil) })
 		// Nothing was queued: the next iterations run nothing and raise nothing.
 		if m.iterate(false) {
 			t.Fatal("an iteration after the rejected oneshot made progress")
@@ -98,11 +79,11 @@ func TestMisuseScheduleOneshotNilFn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustPanic(t, "aiosource: ScheduleOneshot: nil fn", func() { c.ScheduleOneshot(nil) })
+	testutil.MustPanic(t, "aiosource: ScheduleOneshot: nil fn", func() { c.ScheduleOneshot(nil) })
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close after the rejected oneshot = %v, want nil (nothing queued)", err)
 	}
-	mustPanic(t, "aiosource: ScheduleOneshot: nil fn", func() { c.ScheduleOneshot(nil) })
+	testutil.MustPanic(t, "aiosource: ScheduleOneshot: nil fn", func() { c.ScheduleOneshot(nil) })
 }
 
 func TestMisuseNewTimer(t *testing.T) {
@@ -127,7 +108,7 @@ func TestMisuseNewTimer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mustPanic(t, tc.want, func() { c.NewTimer(tc.clock, tc.scale, tc.fn) })
+			testutil.MustPanic(t, tc.want, func() { c.NewTimer(tc.clock, tc.scale, tc.fn) })
 			// The context is untouched: no timer armed, and a valid one still fires.
 			if c.Poll(false) {
 				t.Fatal("Poll after the rejected NewTimer made progress")
@@ -155,7 +136,7 @@ func TestMisuseNewTimer(t *testing.T) {
 func TestMisuseClockNS(t *testing.T) {
 	for _, ct := range []aiosource.ClockType{-1, 4, 99} {
 		want := "aiosource: ClockNS: invalid ClockType " + map[aiosource.ClockType]string{-1: "-1", 4: "4", 99: "99"}[ct]
-		mustPanic(t, want, func() { aiosource.ClockNS(ct) })
+		testutil.MustPanic(t, want, func() { aiosource.ClockNS(ct) })
 	}
 	for ct := aiosource.ClockRealtime; ct <= aiosource.ClockVirtualRT; ct++ {
 		if ns := aiosource.ClockNS(ct); ns <= 0 {
@@ -167,7 +148,7 @@ func TestMisuseClockNS(t *testing.T) {
 func TestMisuseSubmit(t *testing.T) {
 	eachMode(t, func(t *testing.T, m *mode) {
 		called := false
-		mustPanic(t, "aiosource: Submit: nil work", func() {
+		testutil.MustPanic(t, "aiosource: Submit: nil work", func() {
 			m.ctx.Submit(nil, func(error) { called = true })
 		})
 		m.flush()
@@ -202,7 +183,7 @@ func TestMisuseSubmit(t *testing.T) {
 	// Argument check before state: a nil work panics after Close too, and done is not
 	// called with ErrClosed.
 	called := false
-	mustPanic(t, "aiosource: Submit: nil work", func() { c.Submit(nil, func(error) { called = true }) })
+	testutil.MustPanic(t, "aiosource: Submit: nil work", func() { c.Submit(nil, func(error) { called = true }) })
 	if called {
 		t.Fatal("done was called for a rejected Submit")
 	}
@@ -213,10 +194,10 @@ func TestMisuseSetEventNotifier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustPanic(t, "aiosource: SetEventNotifier: nil EventNotifier", func() {
+	testutil.MustPanic(t, "aiosource: SetEventNotifier: nil EventNotifier", func() {
 		c.SetEventNotifier(nil, func(*aiosource.EventNotifier) {})
 	})
-	mustPanic(t, "aiosource: SetEventNotifier: nil EventNotifier", func() { c.SetEventNotifier(nil, nil) })
+	testutil.MustPanic(t, "aiosource: SetEventNotifier: nil EventNotifier", func() { c.SetEventNotifier(nil, nil) })
 
 	// A closed notifier is a runtime condition: ErrClosed.
 	e, err := aiosource.NewEventNotifier(false)

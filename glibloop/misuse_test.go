@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glibaio/glibaio/internal/testutil"
+
 	"github.com/glibaio/glibaio/glibloop"
 	"github.com/glibaio/glibaio/internal/leakcheck"
 )
@@ -11,32 +13,11 @@ import (
 // Misuse is caught at the call that makes it: a nil where a callback is required panics
 // there, with a string that names the call and the argument, and attaches nothing.
 
-// mustPanic runs fn and fails t unless fn panics, on the calling goroutine, with the
-// string want: a plain string, not a *PanicError relayed from an iteration.
-func mustPanic(t *testing.T, want string, fn func()) {
-	t.Helper()
-	var r any
-	func() {
-		defer func() { r = recover() }()
-		fn()
-	}()
-	if r == nil {
-		t.Fatalf("no panic, want %q", want)
-	}
-	got, ok := r.(string)
-	if !ok {
-		t.Fatalf("panicked with %T %v, want the string %q", r, r, want)
-	}
-	if got != want {
-		t.Fatalf("panic = %q, want %q", got, want)
-	}
-}
-
 func TestMisuseNewSourceNil(t *testing.T) {
 	leakcheck.Handles(t) // no cgo handle (source) is left behind by the rejected call
-	mustPanic(t, "glibloop: NewSource: nil SourceFuncs", func() { glibloop.NewSource(nil) })
+	testutil.MustPanic(t, "glibloop: NewSource: nil SourceFuncs", func() { glibloop.NewSource(nil) })
 	var f glibloop.SourceFuncs
-	mustPanic(t, "glibloop: NewSource: nil SourceFuncs", func() { glibloop.NewSource(f) })
+	testutil.MustPanic(t, "glibloop: NewSource: nil SourceFuncs", func() { glibloop.NewSource(f) })
 }
 
 func TestMisuseNilCallbacks(t *testing.T) {
@@ -67,7 +48,7 @@ func TestMisuseNilCallbacks(t *testing.T) {
 			c := newContext(t)
 			fd = eventfd(t)
 			efdWrite(t, fd) // a registered fd source would be ready at once
-			mustPanic(t, tc.want, func() { tc.call(c) })
+			testutil.MustPanic(t, tc.want, func() { tc.call(c) })
 			// Nothing was attached: no iteration dispatches anything, nor raises.
 			if n := iterateUntilIdle(c); n != 0 {
 				t.Fatalf("%d iterations dispatched something after the rejected call", n)
@@ -78,14 +59,14 @@ func TestMisuseNilCallbacks(t *testing.T) {
 				t.Fatal("cannot acquire the context")
 			}
 			defer c.Release()
-			mustPanic(t, tc.want, func() { tc.call(c) })
+			testutil.MustPanic(t, tc.want, func() { tc.call(c) })
 			if n := iterateUntilIdle(c); n != 0 {
 				t.Fatalf("%d iterations dispatched something after the rejected call by the owner", n)
 			}
 			// An Unref'd context is a runtime condition (a no-op), a nil fn is not.
 			gone := glibloop.NewMainContext()
 			gone.Unref()
-			mustPanic(t, tc.want, func() { tc.call(gone) })
+			testutil.MustPanic(t, tc.want, func() { tc.call(gone) })
 		})
 	}
 }
@@ -96,7 +77,7 @@ func TestMisuseAddChildSourceNil(t *testing.T) {
 	var n int
 	s := alwaysReady(&n)
 	defer s.Unref()
-	mustPanic(t, "glibloop: AddChildSource: nil child", func() { s.AddChildSource(nil) })
+	testutil.MustPanic(t, "glibloop: AddChildSource: nil child", func() { s.AddChildSource(nil) })
 	s.Attach(c)
 	if !c.Iteration(false) || n != 1 {
 		t.Fatalf("the parent was dispatched %d times, want 1", n)
