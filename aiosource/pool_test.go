@@ -152,8 +152,9 @@ func TestSubmitClose(t *testing.T) {
 	c2, _ := aiosource.New()
 	c2.SetThreadPoolGrace(20 * time.Millisecond)
 	release := make(chan struct{})
-	c2.Submit(func() error { <-release; return nil }, nil)
-	time.Sleep(10 * time.Millisecond)
+	started2 := make(chan struct{})
+	c2.Submit(func() error { close(started2); <-release; return nil }, nil)
+	<-started2 // running, not queued: queued work would just get ErrClosed
 	err = c2.Close()
 	close(release)
 	if err == nil || !strings.Contains(err.Error(), "still running") {
@@ -180,7 +181,13 @@ func TestSubmitCompletionPanic(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		time.Sleep(10 * time.Millisecond) // all five results are queued for one batch
+		// All five results queued, so that they make one batch.
+		for deadline := time.Now().Add(10 * time.Second); aiosource.QueuedCompletions(m.ctx) < 5; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of 5 results queued after 10 s", aiosource.QueuedCompletions(m.ctx))
+			}
+			time.Sleep(time.Millisecond)
+		}
 		var pe *glibloop.PanicError
 		func() {
 			defer func() { pe, _ = recover().(*glibloop.PanicError) }()
