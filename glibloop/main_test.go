@@ -138,9 +138,3 @@ func onThread(fn func()) {
 
 // lockOSThread pins the calling goroutine; it exits locked so the thread is retired.
 func lockOSThread() { runtime.LockOSThread() }
-
-func monotonicNS() int64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return ts.Nano()
-}
