@@ -29,9 +29,13 @@ var (
 // GLib drives it (gtk_main, g_main_loop_run, glibloop's Loop); or drive it with Poll, as
 // QEMU's aio_poll does, from one thread at a time.
 //
-// Its GSource is a glibloop.Reactor: GLib polls one epoll fd however many fds are
-// registered, prepare and check run in C, and a dispatch crosses into Go once. Inside a
-// dispatch, as in QEMU, BHs run first, then fd handlers, then timers.
+// Its GSource is glibaio's reactor source: prepare and check run in C, and a dispatch
+// crosses into Go once. GLib polls the reactor's kick eventfd (the wakeup of Notify),
+// its timerfd once a timer was first armed, and, as QEMU's poll fd monitor, each
+// registered fd itself while fewer than 64 are registered. From 64 fds on, as QEMU's
+// epoll fd monitor, the fds move into an epoll instance for good, and GLib polls its
+// epoll fd instead of them. Inside a dispatch, as in QEMU, BHs run first, then fd
+// handlers, then timers.
 //
 // Every method is safe from any goroutine; callbacks run on the thread that drives the
 // context. Use the context from one driver at a time: GLib iterations of the context it

@@ -24,7 +24,7 @@ type IOThread struct {
 	ctx     *Context
 	gctx    *glibloop.MainContext
 	running atomic.Bool
-	tid     atomic.Int64 // the OS thread the loop runs on
+	tid     atomic.Int64 // the OS thread the loop runs on; 0 once the loop has ended
 	done    chan struct{}
 	stop    sync.Once
 	err     error
@@ -59,6 +59,12 @@ func (t *IOThread) run(started chan<- struct{}) {
 	t.gctx.PushThreadDefault()
 	defer t.gctx.PopThreadDefault()
 	t.tid.Store(int64(unix.Gettid()))
+	// Forget the thread id when the loop ends, while the OS thread is still locked
+	// (deferred calls run last-in first-out, so before UnlockOSThread): once unlocked,
+	// the thread goes back to the scheduler, and a goroutine that later runs on it must
+	// not be taken for the loop by Stop. That goroutine's load runs on the same OS
+	// thread after this store, so it sees 0 (or a later value: there is none).
+	defer t.tid.Store(0)
 	close(started)
 	for t.running.Load() && !t.ctx.Closed() {
 		t.poll()
@@ -96,6 +102,8 @@ var ErrStopFromOwnThread = errors.New("aiosource: IOThread.Stop called from the 
 // stopping twice returns the first result. If the context was closed directly, the
 // thread has already ended and Stop only waits for it.
 func (t *IOThread) Stop() error {
+	// While the loop runs, its goroutine is locked to the thread t.tid, and no other
+	// goroutine runs there: an equal id means the caller is one of the loop's callbacks.
 	if int64(unix.Gettid()) == t.tid.Load() {
 		return ErrStopFromOwnThread
 	}

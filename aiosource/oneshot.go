@@ -11,8 +11,8 @@ import "sync/atomic"
 //
 // Order: within a pass, the ring's oneshots run first, in the order their slots were
 // claimed (one whose producer has not finished writing it runs in a later pass), then
-// the BH list, newest first as in QEMU. The spec guarantees no order between BHs, and
-// nothing here relies on one.
+// the BH list, newest first as in QEMU's aio_bh_poll. QEMU promises no order between
+// the BHs of one pass, and nothing here relies on one.
 
 // oneshotRingSize is the number of slots; a power of two.
 const oneshotRingSize = 1024

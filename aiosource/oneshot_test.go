@@ -134,18 +134,23 @@ func TestOneshotConcurrentExactlyOnce(t *testing.T) {
 	})
 }
 
-// The watchdog times each oneshot of a batch from its own start: two quick ones before a
-// slow one do not add up to a stall, and the stall it reports is the slow one's.
+// The watchdog times each oneshot of a batch from its own start: three quick ones before
+// a slow one do not add up to a stall, and the stall it reports is the slow one's. The
+// quick ones together pass the threshold, each alone stays far below it (a sleep that
+// overruns by 120 ms on a loaded machine is still no stall), and the slow one runs until
+// its stall is reported.
 func TestOneshotBatchWatchdog(t *testing.T) {
 	leakcheck.Handles(t)
 	c := newCtx(t)
 	stalls := make(chan glibloop.Stall, 8)
-	glibloop.SetStallWatchdog(100*time.Millisecond, func(s glibloop.Stall) { stalls <- s })
+	watchStalls(200*time.Millisecond, stalls)
 	defer glibloop.SetStallWatchdog(0, nil)
-	c.ScheduleOneshot(func() { time.Sleep(60 * time.Millisecond) })
-	c.ScheduleOneshot(func() { time.Sleep(60 * time.Millisecond) })
+	for i := 0; i < 3; i++ {
+		c.ScheduleOneshot(func() { time.Sleep(80 * time.Millisecond) })
+	}
 	c.ScheduleOneshot(slowOneshot)
 	c.Poll(false)
+	glibloop.SetStallWatchdog(0, nil) // waits for the watchdog: every report is in stalls
 	var got []glibloop.Stall
 	for len(stalls) > 0 {
 		got = append(got, <-stalls)
@@ -158,7 +163,7 @@ func TestOneshotBatchWatchdog(t *testing.T) {
 	}
 }
 
-func slowOneshot() { time.Sleep(400 * time.Millisecond) }
+func slowOneshot() { slowCallback(300*time.Millisecond, "BH") }
 
 // Close from a callback ends the pass: what Close reported as never run does not run,
 // whether it waits in the oneshot ring or on the BH list.

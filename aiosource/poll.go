@@ -61,7 +61,8 @@ func (c *Context) pollWalk(blocking bool) (progress bool) {
 	}
 	progress, polled := c.tryPollMode(&timeout)
 
-	// The notify_me handshake (QEMU §3): announce the wait, then look at notified.
+	// The notify_me handshake of QEMU's aio_poll and aio_notify: announce the wait
+	// (notify_me += 2), then look at notified.
 	// WaitEnd is deferred: the final busy poll below runs user callbacks, which may panic.
 	useNotifyMe := timeout != 0
 	waiting := false

@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// adjust_polling_time's rules (qemu-aio.md §4.3), one row each.
+// QEMU's adjust_polling_time rules (util/aio-posix.c), one row each.
 func TestAdjustPollTime(t *testing.T) {
 	leakcheck.Handles(t)
 	for _, tc := range []struct {

@@ -152,8 +152,9 @@ func TestSubmitClose(t *testing.T) {
 	c2, _ := aiosource.New()
 	c2.SetThreadPoolGrace(20 * time.Millisecond)
 	release := make(chan struct{})
-	c2.Submit(func() error { <-release; return nil }, nil)
-	time.Sleep(10 * time.Millisecond)
+	started2 := make(chan struct{})
+	c2.Submit(func() error { close(started2); <-release; return nil }, nil)
+	<-started2 // running, not queued: queued work would just get ErrClosed
 	err = c2.Close()
 	close(release)
 	if err == nil || !strings.Contains(err.Error(), "still running") {
@@ -180,7 +181,13 @@ func TestSubmitCompletionPanic(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		time.Sleep(10 * time.Millisecond) // all five results are queued for one batch
+		// All five results queued, so that they make one batch.
+		for deadline := time.Now().Add(10 * time.Second); aiosource.QueuedCompletions(m.ctx) < 5; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of 5 results queued after 10 s", aiosource.QueuedCompletions(m.ctx))
+			}
+			time.Sleep(time.Millisecond)
+		}
 		var pe *glibloop.PanicError
 		func() {
 			defer func() { pe, _ = recover().(*glibloop.PanicError) }()
@@ -198,4 +205,54 @@ func TestSubmitCompletionPanic(t *testing.T) {
 			t.Fatalf("completions that ran: %v, want all five", ran)
 		}
 	})
+}
+
+// A panic in thread-pool work raised at Close: Close still releases everything (the
+// source is destroyed) and then raises it; a second Close is ErrClosed.
+func TestClosePanicsOnlyAfterReleasing(t *testing.T) {
+	leakcheck.Handles(t)
+	c, err := aiosource.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := c.Source().Ref()
+	defer src.Unref()
+	done := make(chan struct{})
+	c.Submit(func() error { defer close(done); panic("work-at-close") }, func(error) {})
+	<-done
+	time.Sleep(10 * time.Millisecond)
+	var pe *glibloop.PanicError
+	func() {
+		defer func() { pe, _ = recover().(*glibloop.PanicError) }()
+		c.Close()
+	}()
+	if pe == nil || pe.Value != "work-at-close" {
+		t.Fatalf("Close raised %v, want the work's panic", pe)
+	}
+	if !src.IsDestroyed() {
+		t.Fatal("Close panicked before destroying the GSource")
+	}
+	if !errors.Is(c.Close(), aiosource.ErrClosed) {
+		t.Fatal("second Close")
+	}
+}
+
+// Close delivers every completion exactly once: ErrClosed for queued jobs, the result
+// for jobs that ran.
+func TestCloseDeliversEveryCompletion(t *testing.T) {
+	leakcheck.Handles(t)
+	for round := 0; round < 20; round++ {
+		c, _ := aiosource.New()
+		const jobs = 200
+		var calls atomic.Int32
+		for i := 0; i < jobs; i++ {
+			c.Submit(func() error { return nil }, func(error) { calls.Add(1) })
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n := calls.Load(); n != jobs {
+			t.Fatalf("round %d: %d of %d completions delivered by Close", round, n, jobs)
+		}
+	}
 }

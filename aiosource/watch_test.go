@@ -2,6 +2,7 @@ package aiosource_test
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,8 +12,44 @@ import (
 	"github.com/glibaio/glibaio/glibloop"
 )
 
-func slowBH()    { time.Sleep(60 * time.Millisecond) }
-func slowTimer() { time.Sleep(60 * time.Millisecond) }
+// stallsSeen holds the kinds of stall the watchdog has reported in the running test.
+var stallsSeen struct {
+	sync.Mutex
+	kinds map[string]bool
+}
+
+// watchStalls starts the watchdog with threshold, sending its reports to stalls; the
+// slow callbacks below see them.
+func watchStalls(threshold time.Duration, stalls chan<- glibloop.Stall) {
+	stallsSeen.Lock()
+	stallsSeen.kinds = map[string]bool{}
+	stallsSeen.Unlock()
+	glibloop.SetStallWatchdog(threshold, func(s glibloop.Stall) {
+		stallsSeen.Lock()
+		stallsSeen.kinds[s.Kind] = true
+		stallsSeen.Unlock()
+		stalls <- s
+	})
+}
+
+// slowCallback sleeps d, then on until the watchdog has reported a stall of kind (at
+// most 10 s), so that a watchdog tick that comes late on a loaded machine still finds
+// it running.
+func slowCallback(d time.Duration, kind string) {
+	time.Sleep(d)
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
+		stallsSeen.Lock()
+		seen := stallsSeen.kinds[kind]
+		stallsSeen.Unlock()
+		if seen {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func slowBH()    { slowCallback(60*time.Millisecond, "BH") }
+func slowTimer() { slowCallback(60*time.Millisecond, "timer") }
 
 // The watchdog names the BH, timer or fd handler that stalls the loop and shows the
 // stack stuck in it; statistics count each callback.
@@ -20,7 +57,7 @@ func TestStallWatchdogAio(t *testing.T) {
 	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		stalls := make(chan glibloop.Stall, 8)
-		glibloop.SetStallWatchdog(15*time.Millisecond, func(s glibloop.Stall) { stalls <- s })
+		watchStalls(15*time.Millisecond, stalls)
 		defer glibloop.SetStallWatchdog(0, nil)
 
 		bh := m.ctx.NewBH("slow-bh", slowBH)
@@ -29,14 +66,25 @@ func TestStallWatchdogAio(t *testing.T) {
 		tm := m.ctx.NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, slowTimer)
 		tm.ModNS(0)
 		a, b := socketpair(t)
-		m.ctx.SetFDHandler(a, aiosource.FDHandler{Read: func() { drain(a); time.Sleep(60 * time.Millisecond) }})
+		m.ctx.SetFDHandler(a, aiosource.FDHandler{Read: func() { drain(a); slowCallback(60*time.Millisecond, "fd handler") }})
 		defer m.ctx.SetFDHandler(a, aiosource.FDHandler{})
 		writeFD(b, []byte("x"))
 		for i := 0; i < 6; i++ {
 			m.iterate(false)
 		}
+		// Each slow callback runs until its stall is reported. Other kinds may be
+		// reported too (the dispatch around a slow callback, once it has returned, on a
+		// slow machine): wait for the three this test is about.
 		got := map[string]glibloop.Stall{}
-		for len(got) < 3 {
+		has := func(kinds ...string) bool {
+			for _, k := range kinds {
+				if _, ok := got[k]; !ok {
+					return false
+				}
+			}
+			return true
+		}
+		for !has("BH", "timer", "fd handler") {
 			select {
 			case s := <-stalls:
 				got[s.Kind] = s

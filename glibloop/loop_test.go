@@ -45,12 +45,13 @@ func TestLoopRunContext(t *testing.T) {
 	l := glibloop.NewLoop(c)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	start := time.Now()
+	deadline, _ := ctx.Deadline()
 	if err := l.Run(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Run = %v, want DeadlineExceeded", err)
 	}
-	if el := time.Since(start); el < 45*time.Millisecond {
-		t.Fatalf("Run returned after %v, before its context's deadline", el)
+	// Against the deadline itself (monotonic), not a time read after it was set.
+	if early := time.Until(deadline); early > 0 {
+		t.Fatalf("Run returned %v before its context's deadline", early)
 	}
 	// An already cancelled context returns at once.
 	if err := l.Run(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -197,8 +198,11 @@ func TestLoopSurvivesSignalStorm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n < 100 {
-		t.Fatalf("only %d signals were sent", n)
+	// Without the retry on EINTR any signal that lands during the wait ends it, so a
+	// few dozen signals over 300 ms show the bug. (The storm sleeps 50 µs between
+	// signals, but on a loaded machine each sleep may take milliseconds.)
+	if n < 30 {
+		t.Fatalf("only %d signals were sent in 300 ms: the storm did not run", n)
 	}
 	if el := fired.Sub(start); el < 295*time.Millisecond {
 		t.Fatalf("the 300ms source fired after %v under a signal storm", el)

@@ -6,17 +6,29 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/glibaio/glibaio/glibloop"
 )
 
-type stallSource struct{ d time.Duration }
+// stallSource's Dispatch sleeps d, then goes on sleeping until seen reports true (at
+// most 10 s), so that a watchdog tick that comes late on a loaded machine still finds
+// it running. returnedSeen tells whether seen was true when it returned.
+type stallSource struct {
+	d            time.Duration
+	seen         func() bool
+	returnedSeen atomic.Bool
+}
 
 func (s *stallSource) Prepare(*glibloop.Source) (bool, time.Duration) { return true, 0 }
 func (s *stallSource) Dispatch(*glibloop.Source) bool {
 	time.Sleep(s.d)
+	for end := time.Now().Add(10 * time.Second); !s.seen() && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
+	s.returnedSeen.Store(s.seen())
 	return false
 }
 
@@ -30,23 +42,20 @@ func TestStallWatchdog(t *testing.T) {
 	glibloop.SetStallWatchdog(20*time.Millisecond, func(s glibloop.Stall) { stalls <- s })
 	defer glibloop.SetStallWatchdog(0, nil)
 
-	s := glibloop.NewSource(&stallSource{d: 150 * time.Millisecond})
+	ss := &stallSource{d: 150 * time.Millisecond, seen: func() bool { return len(stalls) > 0 }}
+	s := glibloop.NewSource(ss)
 	s.SetName("slowpoke")
 	s.Attach(c)
 	defer s.Unref()
-	returned := make(chan time.Time, 1)
-	go func() { c.Iteration(false); returned <- time.Now() }()
-	var st glibloop.Stall
-	select {
-	case st = <-stalls:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no stall was reported")
+	returned := make(chan struct{})
+	go func() { c.Iteration(false); close(returned) }()
+	<-returned
+	// The report is in the channel before the dispatch returns, so it was made while the
+	// dispatch still ran.
+	if !ss.returnedSeen.Load() {
+		t.Fatal("no stall was reported while the callback ran (10 s)")
 	}
-	reportedAt := time.Now()
-	ret := <-returned
-	if !reportedAt.Before(ret) {
-		t.Fatal("the stall was reported only after the callback returned")
-	}
+	st := <-stalls
 	if st.Kind != "source dispatch" || st.Name != "slowpoke" || st.Duration < 20*time.Millisecond {
 		t.Fatalf("stall %+v", st)
 	}
@@ -77,15 +86,19 @@ func TestStallWatchdogDefaultLogs(t *testing.T) {
 	glibloop.SetStallWatchdog(10*time.Millisecond, nil)
 	defer glibloop.SetStallWatchdog(0, nil)
 	c := newContext(t)
-	s := glibloop.NewSource(&stallSource{d: 80 * time.Millisecond})
+	logged := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.String()
+	}
+	s := glibloop.NewSource(&stallSource{d: 80 * time.Millisecond, seen: func() bool {
+		return strings.Contains(logged(), "name=logged")
+	}})
 	s.SetName("logged")
 	s.Attach(c)
 	s.Unref()
 	c.Iteration(false)
-	time.Sleep(20 * time.Millisecond)
-	mu.Lock()
-	out := buf.String()
-	mu.Unlock()
+	out := logged()
 	if !strings.Contains(out, "stalled callback") || !strings.Contains(out, "name=logged") {
 		t.Fatalf("slog output: %q", out)
 	}

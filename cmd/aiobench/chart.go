@@ -33,7 +33,7 @@ func writeChart(path string, sc *benchsuite.Scaling) error {
 		}
 		return xy
 	}
-	if err := plotutil.AddLinePoints(p, "glibaio AioContext (one epoll fd)", pts(sc.Ours),
+	if err := plotutil.AddLinePoints(p, "glibaio AioContext (fds polled by GLib, epoll from 64)", pts(sc.Ours),
 		"GLib g_unix_fd_add sources", pts(sc.GLib)); err != nil {
 		return err
 	}

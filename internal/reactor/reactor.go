@@ -83,10 +83,12 @@ func (r *Reactor) alive() bool { return r.src.Native() != nil }
 // for a closed fd, EPERM for one that cannot be polled (a regular file) and EEXIST for
 // one already watched.
 //
-// Like QEMU's fd monitors, a reactor starts with a poll backend: each fd is a unix fd of
-// the GSource, which GLib polls itself, so a dispatch costs no extra syscall; once 64 fds
-// are watched it moves them all into its epoll instance for good, and GLib polls that
-// one fd however many there are.
+// Like QEMU's fd monitors, a reactor starts with a poll backend: while fewer than 64 fds
+// are watched, each is a unix fd of the GSource, which GLib polls itself, so a dispatch
+// costs no extra syscall. Once 64 fds are watched it moves them all into its epoll
+// instance for good (there is no way back below 64), and GLib polls the epoll fd instead
+// of them, however many there are. Either way GLib also polls the kick eventfd, and the
+// timerfd once a deadline was first set.
 func (r *Reactor) Add(fd int, events, tag uint32) error {
 	if !r.alive() {
 		return ErrClosed

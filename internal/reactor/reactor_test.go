@@ -105,8 +105,9 @@ func TestReactorReadyBits(t *testing.T) {
 }
 
 // Below 64 fds GLib polls each fd itself (the poll backend); from 64 on, the reactor
-// moves them into epoll for good and GLib polls one fd however many there are; dispatch
-// gets the events either way.
+// moves them into epoll for good and GLib polls the epoll fd instead of them, however
+// many there are (besides the kick eventfd, and the timerfd once a deadline was set);
+// dispatch gets the events either way.
 func TestReactorEpoll(t *testing.T) {
 	leakcheck.Handles(t)
 	c := newContext(t)
