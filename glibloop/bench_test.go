@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glibaio/glibaio/internal/testutil"
+
 	"github.com/glibaio/glibaio/glibloop"
 	"github.com/glibaio/glibaio/internal/benchsuite"
 	"github.com/glibaio/glibaio/internal/cbaseline"
@@ -75,8 +77,8 @@ func (x *benchRead) Dispatch(*glibloop.Source) bool {
 // crossing into Go in its dispatch (the floor), and a Go source, each to its own context
 // with its own eventfd, and returns drive functions for the C loop.
 func crossingSetup(tb testing.TB, f glibloop.SourceFuncs, prepareCheck, read bool) (base, ours, floor func(int) time.Duration) {
-	cctx, gctx, fctx := newContext(tb), newContext(tb), newContext(tb)
-	cfd, gfd, ffd := eventfd(tb), eventfd(tb), eventfd(tb)
+	cctx, gctx, fctx := testutil.NewContext(tb), testutil.NewContext(tb), testutil.NewContext(tb)
+	cfd, gfd, ffd := testutil.Eventfd(tb), testutil.Eventfd(tb), testutil.Eventfd(tb)
 	cs := cbaseline.NewSource(cfd, prepareCheck, read, false)
 	cbaseline.Attach(cs, cctx.Native())
 	tb.Cleanup(func() { cbaseline.DestroyUnref(cs) })

@@ -6,13 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glibaio/glibaio/internal/testutil"
+
 	"github.com/glibaio/glibaio/glibloop"
 	"github.com/glibaio/glibaio/internal/leakcheck"
 )
 
 func TestIdleAdd(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var order []string
 	n := 0
 	id := glibloop.IdleAdd(c, func() bool { n++; order = append(order, "idle"); return n < 3 })
@@ -44,7 +46,7 @@ func TestIdleAdd(t *testing.T) {
 
 func TestTimeoutAdd(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	start := time.Now()
 	var fired []time.Duration
 	glibloop.TimeoutAdd(c, 20*time.Millisecond, func() bool {
@@ -65,15 +67,15 @@ func TestTimeoutAdd(t *testing.T) {
 
 func TestUnixFDAdd(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
-	fd := eventfd(t)
+	c := testutil.NewContext(t)
+	fd := testutil.Eventfd(t)
 	var got []glibloop.IOCondition
 	id := glibloop.UnixFDAdd(c, fd, glibloop.IOIn, func(f int, rev glibloop.IOCondition) bool {
 		if f != fd {
 			t.Errorf("callback fd %d, want %d", f, fd)
 		}
 		got = append(got, rev)
-		efdDrain(f)
+		testutil.EfdDrain(f)
 		return len(got) < 2
 	})
 	if id == 0 {
@@ -83,7 +85,7 @@ func TestUnixFDAdd(t *testing.T) {
 		t.Fatal("dispatched an fd with nothing to read")
 	}
 	for i := 0; i < 3; i++ {
-		efdWrite(t, fd)
+		testutil.EfdWrite(t, fd)
 		c.Iteration(false)
 	}
 	if len(got) != 2 || got[0] != glibloop.IOIn {
@@ -98,8 +100,8 @@ func TestUnixFDAdd(t *testing.T) {
 // (TestMain checks goroutines with goleak).
 func TestManySourcesNoLeak(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
-	fd := eventfd(t)
+	c := testutil.NewContext(t)
+	fd := testutil.Eventfd(t)
 	finalized := 0
 	for i := 0; i < 10000; i++ {
 		s := glibloop.NewSource(&fullsrc{f: func(*glibloop.Source) { finalized++ }})
@@ -140,7 +142,7 @@ func TestIdleAddFromOtherGoroutineRunsInWakingIteration(t *testing.T) {
 	leakcheck.Handles(t)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	if !c.Acquire() {
 		t.Fatal("Acquire")
 	}

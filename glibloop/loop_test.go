@@ -3,11 +3,12 @@ package glibloop_test
 import (
 	"context"
 	"errors"
-	"github.com/glibaio/glibaio/internal/leakcheck"
-	"github.com/glibaio/glibaio/internal/testutil"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
+	"github.com/glibaio/glibaio/internal/testutil"
 
 	"github.com/glibaio/glibaio/glibloop"
 	"golang.org/x/sys/unix"
@@ -15,7 +16,7 @@ import (
 
 func TestLoopRunQuit(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	l := glibloop.NewLoop(c)
 	started := make(chan struct{})
 	glibloop.IdleAdd(c, func() bool { close(started); return false })
@@ -41,7 +42,7 @@ func TestLoopRunQuit(t *testing.T) {
 
 func TestLoopRunContext(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	l := glibloop.NewLoop(c)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -63,7 +64,7 @@ func TestLoopRunContext(t *testing.T) {
 // a different Loop nested on the same context ends alone.
 func TestLoopNested(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	outer := glibloop.NewLoop(c)
 	inner := glibloop.NewLoop(c)
 	var steps []string
@@ -109,7 +110,7 @@ func TestLoopNested(t *testing.T) {
 
 func TestLoopNotOwner(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	release := make(chan struct{})
 	owned := make(chan struct{})
 	go func() {
@@ -134,7 +135,7 @@ func TestLoopNotOwner(t *testing.T) {
 // The fd array grows until GLib's answer fits, and every fd stays watched.
 func TestLoopManyFDs(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	l := glibloop.NewLoop(c)
 	var fired []int
 	var fds []int
@@ -151,7 +152,7 @@ func TestLoopManyFDs(t *testing.T) {
 		return true
 	}})
 	for i := 0; i < 200; i++ {
-		fd := eventfd(t)
+		fd := testutil.Eventfd(t)
 		fds = append(fds, fd)
 		s.AddUnixFD(fd, glibloop.IOIn)
 	}
@@ -159,7 +160,7 @@ func TestLoopManyFDs(t *testing.T) {
 	defer s.Unref()
 	defer s.Destroy()
 	for _, i := range []int{0, 99, 199} {
-		efdWrite(t, fds[i])
+		testutil.EfdWrite(t, fds[i])
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -172,7 +173,7 @@ func TestLoopManyFDs(t *testing.T) {
 // neither the wait nor the iteration count is disturbed.
 func TestLoopSurvivesSignalStorm(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	l := glibloop.NewLoop(c)
 	var tid atomic.Int64
 	started := make(chan struct{})

@@ -9,7 +9,6 @@ import (
 	"github.com/glibaio/glibaio/internal/leakcheck"
 
 	"github.com/glibaio/glibaio/glibloop"
-	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) {
@@ -79,37 +78,6 @@ func alwaysReady(n *int) *glibloop.Source {
 		p: func(*glibloop.Source) (bool, time.Duration) { return true, 0 },
 		d: func(*glibloop.Source) bool { *n++; return true },
 	})
-}
-
-func newContext(t testing.TB) *glibloop.MainContext {
-	t.Helper()
-	c := glibloop.NewMainContext()
-	t.Cleanup(c.Unref)
-	return c
-}
-
-func eventfd(t testing.TB) int {
-	t.Helper()
-	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	return fd
-}
-
-func efdWrite(t testing.TB, fd int) {
-	t.Helper()
-	var b [8]byte
-	b[0] = 1
-	if _, err := unix.Write(fd, b[:]); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func efdDrain(fd int) {
-	var b [8]byte
-	unix.Read(fd, b[:])
 }
 
 // iterateUntilIdle runs non-blocking iterations until one dispatches nothing and

@@ -45,9 +45,9 @@ func TestMisuseNilCallbacks(t *testing.T) {
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			leakcheck.Handles(t)
-			c := newContext(t)
-			fd = eventfd(t)
-			efdWrite(t, fd) // a registered fd source would be ready at once
+			c := testutil.NewContext(t)
+			fd = testutil.Eventfd(t)
+			testutil.EfdWrite(t, fd) // a registered fd source would be ready at once
 			testutil.MustPanic(t, tc.want, func() { tc.call(c) })
 			// Nothing was attached: no iteration dispatches anything, nor raises.
 			if n := iterateUntilIdle(c); n != 0 {
@@ -73,7 +73,7 @@ func TestMisuseNilCallbacks(t *testing.T) {
 
 func TestMisuseAddChildSourceNil(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var n int
 	s := alwaysReady(&n)
 	defer s.Unref()
@@ -89,7 +89,7 @@ func TestMisuseAddChildSourceNil(t *testing.T) {
 // source fires at the next iteration, as interval 0 does.
 func TestTimeoutAddNegativeInterval(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	n := 0
 	id := glibloop.TimeoutAdd(c, -time.Hour, func() bool { n++; return false })
 	if id == 0 {

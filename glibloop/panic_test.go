@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glibaio/glibaio/internal/testutil"
+
 	"github.com/glibaio/glibaio/internal/cbaseline"
 	"github.com/glibaio/glibaio/internal/leakcheck"
 
@@ -89,7 +91,7 @@ func TestPanicInEachCallback(t *testing.T) {
 	for _, kind := range []string{"Prepare", "Check", "Dispatch"} {
 		t.Run(kind, func(t *testing.T) {
 			leakcheck.Handles(t)
-			c := newContext(t)
+			c := testutil.NewContext(t)
 			f := &fullsrc{
 				p: func(*glibloop.Source) (bool, time.Duration) { return false, 0 },
 				c: func(*glibloop.Source) bool { return true },
@@ -118,7 +120,7 @@ func TestPanicInEachCallback(t *testing.T) {
 	}
 	t.Run("Finalize", func(t *testing.T) {
 		leakcheck.Handles(t)
-		c := newContext(t)
+		c := testutil.NewContext(t)
 		s := glibloop.NewSource(&fullsrc{f: func(*glibloop.Source) { panic("Finalize-boom") }})
 		s.Attach(c)
 		s.Unref()
@@ -132,7 +134,7 @@ func TestPanicInEachCallback(t *testing.T) {
 // the loop keeps its other work.
 func TestPanicKeepsSourceAndOtherWork(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var calls, other int
 	s := glibloop.NewSource(&pdsrc{
 		p: func(*glibloop.Source) (bool, time.Duration) { return true, 0 },
@@ -166,7 +168,7 @@ func TestPanicKeepsSourceAndOtherWork(t *testing.T) {
 // Two callbacks that panic in one iteration: the first is raised, the second chained.
 func TestTwoPanicsChain(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	mk := func(v string) *glibloop.Source {
 		return glibloop.NewSource(&pdsrc{
 			p: func(*glibloop.Source) (bool, time.Duration) { return true, 0 },
@@ -189,7 +191,7 @@ func TestTwoPanicsChain(t *testing.T) {
 // reaches the outer driver with its original value, wrapped once.
 func TestPanicNested(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	inner := glibloop.NewSource(&dsrc{d: func(*glibloop.Source) bool { panic(errInner) }})
 	outerRan, afterNested := false, false
 	outer := glibloop.NewSource(&pdsrc{
@@ -223,7 +225,7 @@ var errInner = errors.New("inner boom")
 // Under the loop driver, Run raises the panic and the loop can run again.
 func TestPanicUnderLoopRun(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	l := glibloop.NewLoop(c)
 	id := glibloop.IdleAdd(c, func() bool { panic("in-run") })
 	if id == 0 {
@@ -245,7 +247,7 @@ func TestPanicUnderLoopRun(t *testing.T) {
 // Typed callbacks: a panicking one is removed, and its handle released.
 func TestPanicTypedCallbacks(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	n := 0
 	glibloop.IdleAdd(c, func() bool { n++; panic("idle") })
 	checkPanic(t, catch(t, func() { c.Iteration(false) }), "idle", "source function")
@@ -264,7 +266,7 @@ func TestPanicTypedCallbacks(t *testing.T) {
 // to the handler.
 func TestPanicForeignDriverHandler(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	got := make(chan *glibloop.PanicError, 1)
 	old := glibloop.SetPanicHandler(func(p *glibloop.PanicError) { got <- p })
 	defer func() { glibloop.SetPanicHandler(old) }()

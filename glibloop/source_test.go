@@ -4,12 +4,14 @@ package glibloop_test
 // that GLib 2.74 supports.
 
 import (
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
+	"github.com/glibaio/glibaio/internal/testutil"
 
 	"github.com/glibaio/glibaio/cshim"
 	"github.com/glibaio/glibaio/glibloop"
@@ -20,7 +22,7 @@ import (
 // priority is dispatched in an iteration.
 func TestPriorities(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var a, b int
 	sa, sb := alwaysReady(&a), alwaysReady(&b)
 	sa.SetPriority(1)
@@ -59,7 +61,7 @@ func TestPriorities(t *testing.T) {
 // does not reset it, and -1 stops it.
 func TestReadyTime(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var n int
 	s := counter(&n)
 	s.Attach(c)
@@ -97,7 +99,7 @@ func TestReadyTime(t *testing.T) {
 // The usual pattern: dispatch sets -1 again, so the source runs once per SetReadyTime.
 func TestReadyTimeResetInDispatch(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var n int
 	s := glibloop.NewSource(&dsrc{d: func(s *glibloop.Source) bool { n++; s.SetReadyTime(-1); return true }})
 	s.Attach(c)
@@ -115,7 +117,7 @@ func TestReadyTimeResetInDispatch(t *testing.T) {
 // than -1 lies in the past and fires at once; the largest never fires.
 func TestVariousReadyTimes(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	for _, tc := range []struct {
 		usec  int64
 		fires bool
@@ -139,7 +141,7 @@ func TestVariousReadyTimes(t *testing.T) {
 // A SetReadyTime(0) from another goroutine wakes a loop blocked in another thread.
 func TestReadyTimeCrossThreadWakeup(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var n atomic.Int32
 	s := glibloop.NewSource(&dsrc{d: func(s *glibloop.Source) bool { n.Add(1); s.SetReadyTime(-1); return true }})
 	s.Attach(c)
@@ -175,7 +177,7 @@ func TestReadyTimeCrossThreadWakeup(t *testing.T) {
 // the poll set GLib builds from them.
 func TestUnixFDAPI(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var fds [2]int
 	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		t.Fatal(err)
@@ -264,13 +266,13 @@ func assertPollSet(t *testing.T, c *glibloop.MainContext, want map[int32]glibloo
 // whose fd is then not even polled.
 func TestUnixFDPriority(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
-	hi, lo := eventfd(t), eventfd(t)
-	efdWrite(t, hi)
-	efdWrite(t, lo)
+	c := testutil.NewContext(t)
+	hi, lo := testutil.Eventfd(t), testutil.Eventfd(t)
+	testutil.EfdWrite(t, hi)
+	testutil.EfdWrite(t, lo)
 	var nh, nl int
-	sh := glibloop.NewSource(&dsrc{d: func(*glibloop.Source) bool { nh++; efdDrain(hi); return true }})
-	sl := glibloop.NewSource(&dsrc{d: func(*glibloop.Source) bool { nl++; efdDrain(lo); return true }})
+	sh := glibloop.NewSource(&dsrc{d: func(*glibloop.Source) bool { nh++; testutil.EfdDrain(hi); return true }})
+	sl := glibloop.NewSource(&dsrc{d: func(*glibloop.Source) bool { nl++; testutil.EfdDrain(lo); return true }})
 	sh.AddUnixFD(hi, glibloop.IOIn)
 	sl.AddUnixFD(lo, glibloop.IOIn)
 	sh.SetPriority(glibloop.PriorityHigh)
@@ -295,7 +297,7 @@ func TestUnixFDPriority(t *testing.T) {
 	always.Attach(c)
 	defer always.Unref()
 	defer always.Destroy()
-	efdWrite(t, lo)
+	testutil.EfdWrite(t, lo)
 	if !c.Acquire() {
 		t.Fatal("Acquire")
 	}
@@ -314,7 +316,7 @@ func TestUnixFDPriority(t *testing.T) {
 // Finalize runs exactly once, on the thread that drops the last reference.
 func TestFinalizeOnceOnDroppingThread(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	type fin struct {
 		n   atomic.Int32
 		tid atomic.Int32
@@ -397,7 +399,7 @@ func TestFinalizeOnceOnDroppingThread(t *testing.T) {
 // skipped.
 func TestDestroyDuringDispatch(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var na, nb int
 	var sb *glibloop.Source
 	sa := glibloop.NewSource(&pdsrc{
@@ -420,9 +422,9 @@ func TestDestroyDuringDispatch(t *testing.T) {
 func TestCanRecurse(t *testing.T) {
 	leakcheck.Handles(t)
 	for _, recurse := range []bool{false, true} {
-		c := newContext(t)
-		fd := eventfd(t)
-		efdWrite(t, fd) // level-triggered: stays readable
+		c := testutil.NewContext(t)
+		fd := testutil.Eventfd(t)
+		testutil.EfdWrite(t, fd) // level-triggered: stays readable
 		var calls, maxDepth int
 		s := glibloop.NewSource(&dsrc{d: func(s *glibloop.Source) bool {
 			calls++
@@ -460,7 +462,7 @@ func TestCanRecurse(t *testing.T) {
 // dispatches the parent too, and it lives and dies with the parent.
 func TestChildSources(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var np, nc int
 	parent := counter(&np)
 	child := glibloop.NewSource(&dsrc{d: func(s *glibloop.Source) bool { nc++; s.SetReadyTime(-1); return true }})
@@ -503,7 +505,7 @@ func TestChildSources(t *testing.T) {
 // parent's dispatch, while the parent is blocked, must work.
 func TestAddChildWhileBlocked(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var nc int
 	var child *glibloop.Source
 	parent := glibloop.NewSource(&pdsrc{
@@ -531,7 +533,7 @@ func TestAddChildWhileBlocked(t *testing.T) {
 // nothing to dispatch.
 func TestWakeup(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	c.Wakeup()
 	done := make(chan bool)
 	go func() { done <- c.Iteration(true) }()
@@ -558,7 +560,7 @@ func TestWakeup(t *testing.T) {
 // driving thread otherwise.
 func TestInvoke(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	if !c.Acquire() {
 		t.Fatal("Acquire")
 	}
@@ -601,7 +603,7 @@ func TestInvoke(t *testing.T) {
 // dispatched together, and advances between iterations.
 func TestSourceTime(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var times []int64
 	mk := func() *glibloop.Source {
 		return glibloop.NewSource(&pdsrc{
@@ -641,7 +643,7 @@ func TestSourceTime(t *testing.T) {
 // them, and GLib's NULL semantics hold (not ready, but fds and ready time still work).
 func TestOptionalCallbacks(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var n int
 	s := counter(&n)
 	s.Attach(c)
@@ -673,7 +675,7 @@ func TestOptionalCallbacks(t *testing.T) {
 // waits about a millisecond and a blocking iteration returns.
 func TestPrepareTimeout(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var n int
 	start := time.Now() // before the deadline is set, so el below never undercounts
 	deadline := start.Add(30 * time.Millisecond)
@@ -702,7 +704,7 @@ func TestPrepareTimeout(t *testing.T) {
 func TestChildSourceMisuseNoCriticals(t *testing.T) {
 	leakcheck.Handles(t)
 	stop := cshim.CountGLibWarnings()
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	parent, child, other := counter(new(int)), counter(new(int)), counter(new(int))
 	parent.AddChildSource(child)
 	parent.Attach(c)
@@ -722,7 +724,7 @@ func TestChildSourceMisuseNoCriticals(t *testing.T) {
 // ThreadDefaultContext follows PushThreadDefault.
 func TestCurrentSourceAndThreadDefault(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var s, seen *glibloop.Source
 	s = glibloop.NewSource(&pdsrc{
 		p: func(*glibloop.Source) (bool, time.Duration) { return true, 0 },

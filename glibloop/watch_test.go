@@ -2,13 +2,15 @@ package glibloop_test
 
 import (
 	"bytes"
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
+	"github.com/glibaio/glibaio/internal/testutil"
 
 	"github.com/glibaio/glibaio/glibloop"
 )
@@ -37,7 +39,7 @@ func (s *stallSource) Dispatch(*glibloop.Source) bool {
 // every dispatch with its mean and maximum time.
 func TestStallWatchdog(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	stalls := make(chan glibloop.Stall, 4)
 	glibloop.SetStallWatchdog(20*time.Millisecond, func(s glibloop.Stall) { stalls <- s })
 	defer glibloop.SetStallWatchdog(0, nil)
@@ -85,7 +87,7 @@ func TestStallWatchdogDefaultLogs(t *testing.T) {
 	defer slog.SetDefault(old)
 	glibloop.SetStallWatchdog(10*time.Millisecond, nil)
 	defer glibloop.SetStallWatchdog(0, nil)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	logged := func() string {
 		mu.Lock()
 		defer mu.Unlock()

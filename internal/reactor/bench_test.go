@@ -3,6 +3,8 @@ package reactor_test
 import (
 	"testing"
 
+	"github.com/glibaio/glibaio/internal/testutil"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/glibaio/glibaio/internal/reactor"
@@ -16,7 +18,7 @@ func BenchmarkReactorWaitZero(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer r.Close()
-	fd := eventfd(b)
+	fd := testutil.Eventfd(b)
 	if err := r.Add(fd, unix.EPOLLIN, 1); err != nil {
 		b.Fatal(err)
 	}

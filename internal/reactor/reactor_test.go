@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glibaio/glibaio/internal/testutil"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/glibaio/glibaio/glibloop"
@@ -27,7 +29,7 @@ func newReactor(t *testing.T, dispatch func([]reactor.Event)) *reactor.Reactor {
 // it (and only check), and a Notify writes the eventfd only while bit 0 is set.
 func TestReactorHandshakeUnderGLib(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var dispatches int
 	r := newReactor(t, func([]reactor.Event) { dispatches++ })
 	r.Source().Attach(c)
@@ -79,7 +81,7 @@ func TestReactorHandshakeUnderGLib(t *testing.T) {
 // Ready bits ask GLib for no wait (ReadyNow) or 10 ms (ReadyIdle).
 func TestReactorReadyBits(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var dispatches int
 	r := newReactor(t, func([]reactor.Event) { dispatches++ })
 	r.Source().Attach(c)
@@ -110,13 +112,13 @@ func TestReactorReadyBits(t *testing.T) {
 // dispatch gets the events either way.
 func TestReactorEpoll(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var got []reactor.Event
 	r := newReactor(t, func(ev []reactor.Event) { got = append(got[:0], ev...) })
 	r.Source().Attach(c)
 	var fds []int
 	for i := 0; i < 10; i++ {
-		fd := eventfd(t)
+		fd := testutil.Eventfd(t)
 		fds = append(fds, fd)
 		if err := r.Add(fd, unix.EPOLLIN, uint32(i+1)); err != nil {
 			t.Fatal(err)
@@ -126,17 +128,17 @@ func TestReactorEpoll(t *testing.T) {
 		t.Fatal("10 fds moved into epoll")
 	}
 	assertPollCount(t, c, 2+10) // wakeup fd, kick eventfd, and each fd (no epoll fd yet)
-	efdWrite(t, fds[3])
+	testutil.EfdWrite(t, fds[3])
 	c.Iteration(false)
 	if len(got) != 1 || got[0].FD != int32(fds[3]) || got[0].Events&unix.EPOLLIN == 0 || got[0].Tag != 4 {
 		t.Fatalf("poll backend events %v, want fd %d IN with tag 4", got, fds[3])
 	}
-	efdDrain(fds[3])
+	testutil.EfdDrain(fds[3])
 	if err := r.Add(fds[3], unix.EPOLLIN, 99); err == nil {
 		t.Fatal("adding an fd twice succeeded")
 	}
 	for i := 10; i < 1000; i++ {
-		fd := eventfd(t)
+		fd := testutil.Eventfd(t)
 		fds = append(fds, fd)
 		if err := r.Add(fd, unix.EPOLLIN, uint32(i+1)); err != nil {
 			t.Fatal(err)
@@ -145,12 +147,12 @@ func TestReactorEpoll(t *testing.T) {
 	if !r.EpollMode() {
 		t.Fatal("1000 fds did not move into epoll")
 	}
-	efdWrite(t, fds[500])
+	testutil.EfdWrite(t, fds[500])
 	c.Iteration(false)
 	if len(got) != 1 || got[0].FD != int32(fds[500]) || got[0].Events&unix.EPOLLIN == 0 || got[0].Tag != 501 {
 		t.Fatalf("events %v, want fd %d IN with tag 501", got, fds[500])
 	}
-	efdDrain(fds[500])
+	testutil.EfdDrain(fds[500])
 	if err := r.Delete(fds[500]); err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +189,7 @@ func assertPollCount(t *testing.T, c *glibloop.MainContext, want int) {
 // millisecond, and the timerfd is never reported as an event.
 func TestReactorDeadline(t *testing.T) {
 	leakcheck.Handles(t)
-	c := newContext(t)
+	c := testutil.NewContext(t)
 	var dispatched atomic.Int32
 	var events int
 	r := newReactor(t, func(ev []reactor.Event) { dispatched.Add(1); events += len(ev) })
