@@ -8,8 +8,9 @@ import (
 
 	"github.com/glibaio/glibaio/internal/leakcheck"
 
-	"github.com/glibaio/glibaio/aiosource"
 	"golang.org/x/sys/unix"
+
+	"github.com/glibaio/glibaio/aiosource"
 )
 
 // cpuTime is the process's user+system CPU time.

@@ -9,8 +9,9 @@ import (
 
 	"github.com/glibaio/glibaio/internal/reactor"
 
-	"github.com/glibaio/glibaio/internal/watch"
 	"golang.org/x/sys/unix"
+
+	"github.com/glibaio/glibaio/internal/watch"
 )
 
 // FDHandler holds the callbacks of one fd (aio_set_fd_handler's io_read, io_write,

@@ -11,8 +11,9 @@ import (
 
 	"github.com/glibaio/glibaio/internal/leakcheck"
 
-	"github.com/glibaio/glibaio/aiosource"
 	"golang.org/x/sys/unix"
+
+	"github.com/glibaio/glibaio/aiosource"
 )
 
 func socketpair(t *testing.T) (int, int) {

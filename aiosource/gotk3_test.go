@@ -10,8 +10,9 @@ import (
 	"github.com/glibaio/glibaio/internal/cbaseline"
 	"github.com/glibaio/glibaio/internal/leakcheck"
 
-	"github.com/glibaio/glibaio/aiosource"
 	"github.com/gotk3/gotk3/glib"
+
+	"github.com/glibaio/glibaio/aiosource"
 )
 
 // gotk3's own GMainLoop drives a MainLoop attached through gotk3.Wrap, sub-millisecond

@@ -7,8 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/glibaio/glibaio/glibloop"
 	"golang.org/x/sys/unix"
+
+	"github.com/glibaio/glibaio/glibloop"
 )
 
 // DefaultIOThreadPollMaxNS is the adaptive polling bound IOThreads start with, as QEMU's

@@ -11,9 +11,10 @@ import (
 
 	"github.com/glibaio/glibaio/internal/testutil"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/glibloop"
-	"golang.org/x/sys/unix"
 )
 
 // Misuse is caught at the call that makes it: a programmer error in an argument (a nil

@@ -15,10 +15,11 @@ import (
 
 	"github.com/glibaio/glibaio/internal/leakcheck"
 
-	"github.com/glibaio/glibaio/aiosource"
-	"github.com/glibaio/glibaio/glibloop"
 	"golang.org/x/sys/unix"
 	"pgregory.net/rapid"
+
+	"github.com/glibaio/glibaio/aiosource"
+	"github.com/glibaio/glibaio/glibloop"
 )
 
 const (

@@ -5,8 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"golang.org/x/sys/unix"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
 )
 
 // QEMU's adjust_polling_time rules (util/aio-posix.c), one row each.

@@ -11,9 +11,10 @@ import (
 
 	"github.com/glibaio/glibaio/internal/leakcheck"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/glibloop"
-	"golang.org/x/sys/unix"
 )
 
 // Work runs off the loop, completions on it, in both modes; concurrency is bounded.

@@ -11,9 +11,10 @@ import (
 
 	"github.com/glibaio/glibaio/internal/testutil"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/internal/leakcheck"
-	"golang.org/x/sys/unix"
 )
 
 // stressFull selects the full sizes of the stress tests (make check sets it); the quick

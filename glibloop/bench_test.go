@@ -6,11 +6,12 @@ import (
 
 	"github.com/glibaio/glibaio/internal/testutil"
 
+	"github.com/gotk3/gotk3/glib"
+	"golang.org/x/sys/unix"
+
 	"github.com/glibaio/glibaio/glibloop"
 	"github.com/glibaio/glibaio/internal/benchsuite"
 	"github.com/glibaio/glibaio/internal/cbaseline"
-	"github.com/gotk3/gotk3/glib"
-	"golang.org/x/sys/unix"
 )
 
 // sideBySide measures a baseline and our implementation in one run. It interleaves

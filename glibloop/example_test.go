@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/glibaio/glibaio/glibloop"
 	"golang.org/x/sys/unix"
+
+	"github.com/glibaio/glibaio/glibloop"
 )
 
 // counterSource is a Go-defined GSource that drains an eventfd: it needs no Prepare or

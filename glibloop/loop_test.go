@@ -10,8 +10,9 @@ import (
 	"github.com/glibaio/glibaio/internal/leakcheck"
 	"github.com/glibaio/glibaio/internal/testutil"
 
-	"github.com/glibaio/glibaio/glibloop"
 	"golang.org/x/sys/unix"
+
+	"github.com/glibaio/glibaio/glibloop"
 )
 
 func TestLoopRunQuit(t *testing.T) {

@@ -13,9 +13,10 @@ import (
 	"github.com/glibaio/glibaio/internal/leakcheck"
 	"github.com/glibaio/glibaio/internal/testutil"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/glibaio/glibaio/cshim"
 	"github.com/glibaio/glibaio/glibloop"
-	"golang.org/x/sys/unix"
 )
 
 // /mainloop/priorities: when sources of several priorities are ready, only the best

@@ -3,11 +3,12 @@ package main
 import (
 	"fmt"
 
-	"github.com/glibaio/glibaio/internal/benchsuite"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/glibaio/glibaio/internal/benchsuite"
 )
 
 // writeChart draws cost per iteration against registered fds, log-log, for glibaio and

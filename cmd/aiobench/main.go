@@ -14,8 +14,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/glibaio/glibaio/internal/benchsuite"
 	"golang.org/x/sys/unix"
+
+	"github.com/glibaio/glibaio/internal/benchsuite"
 )
 
 func main() {

@@ -2,9 +2,10 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"strings"
 	"testing"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
 )
 
 func TestParseRequest(t *testing.T) {

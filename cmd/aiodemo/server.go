@@ -18,9 +18,10 @@ import (
 
 	"github.com/glibaio/glibaio/cshim"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/glibloop"
-	"golang.org/x/sys/unix"
 )
 
 // serverConfig is what `aiodemo serve` takes.

@@ -6,8 +6,9 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/glibaio/glibaio/aiosource"
 	"golang.org/x/sys/unix"
+
+	"github.com/glibaio/glibaio/aiosource"
 )
 
 // signalPipe delivers SIGINT and SIGTERM to an fd handler on the iohandler context, as

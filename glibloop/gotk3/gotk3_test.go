@@ -10,8 +10,9 @@ import (
 	"github.com/glibaio/glibaio/internal/cbaseline"
 	"github.com/glibaio/glibaio/internal/leakcheck"
 
-	"github.com/glibaio/glibaio/glibloop"
 	"github.com/gotk3/gotk3/glib"
+
+	"github.com/glibaio/glibaio/glibloop"
 )
 
 // Wrap names the same GMainContext as gotk3, and gotk3's own GMainLoop dispatches a

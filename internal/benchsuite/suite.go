@@ -12,11 +12,12 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/gotk3/gotk3/glib"
+	"golang.org/x/sys/unix"
+
 	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/glibloop"
 	"github.com/glibaio/glibaio/internal/cbaseline"
-	"github.com/gotk3/gotk3/glib"
-	"golang.org/x/sys/unix"
 )
 
 // Row is one line of the report.

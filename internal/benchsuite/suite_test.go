@@ -3,10 +3,11 @@ package benchsuite
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/glibaio/glibaio/internal/leakcheck"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/glibaio/glibaio/internal/leakcheck"
 
 	"github.com/glibaio/glibaio/glibloop"
 	"github.com/glibaio/glibaio/internal/cbaseline"

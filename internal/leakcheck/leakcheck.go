@@ -7,8 +7,9 @@ import (
 	"os"
 	"testing"
 
-	"github.com/glibaio/glibaio/cshim"
 	"go.uber.org/goleak"
+
+	"github.com/glibaio/glibaio/cshim"
 )
 
 // Main runs the package's tests, then fails the run if a goroutine or a cgo handle

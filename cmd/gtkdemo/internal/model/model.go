@@ -9,9 +9,10 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/glibloop"
-	"golang.org/x/sys/unix"
 )
 
 // View is what the model shows; the GTK window implements it, and so does the test's
