@@ -61,10 +61,12 @@ bench: deps
 api:
 	$(GO) test -count=1 -v -run '^TestAPI$$' ./internal/apicheck -update
 
-# lint: what a maintainer checks besides the tests: formatting, vet, staticcheck, a tidy
-# go.mod, and the API listing (also part of make test). CI runs it after make test.
+# lint: what a maintainer checks besides the tests: formatting and import groups
+# (standard library, third party, this module), vet, staticcheck, a tidy go.mod, and the
+# API listing (also part of make test). CI runs it after make test.
 lint: deps
 	gofmt -l . | (! grep .)
+	$(GO) run golang.org/x/tools/cmd/goimports@v0.52.0 -local github.com/glibaio/glibaio -l . | (! grep .)
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	$(GO) mod tidy -diff
