@@ -26,9 +26,9 @@ var (
 // GLib drives it (gtk_main, g_main_loop_run, glibloop's Loop); or drive it with Poll, as
 // QEMU's aio_poll does, from one thread at a time.
 //
-// Its GSource is a glibloop.Reactor: GLib polls one epoll fd however many fds are
-// registered, prepare and check run in C, and a dispatch crosses into Go once. Inside a
-// dispatch, as in QEMU, BHs run first, then fd handlers, then timers.
+// Its GSource is a glibloop.Reactor: GLib polls each registered fd itself below 64 fds
+// and one epoll fd from then on, prepare and check run in C, and a dispatch crosses into
+// Go once. Inside a dispatch, as in QEMU, BHs run first, then fd handlers, then timers.
 //
 // Every method is safe from any goroutine; callbacks run on the thread that drives the
 // context. Use the context from one driver at a time: GLib iterations of the context it
