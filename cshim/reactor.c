@@ -1,9 +1,11 @@
+/* The reactor's common part: the GSource funcs, the kick eventfd, the timerfd, the words
+ * shared with Go and the switch between backends. The backends are fdmon_*.c (fdmon.h). */
 #define _GNU_SOURCE
-#include "reactor.h"
+#include "fdmon.h"
+#include "clock.h"
 #include "_cgo_export.h"
 
 #include <errno.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -11,13 +13,6 @@
 
 #define IDLE_TIMEOUT_MS 10 /* QEMU's idle BH latency */
 #define REACTOR(s) ((cshim_reactor *)(s))
-
-static gint64 mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (gint64)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* Arms the timerfd at an absolute monotonic time (-1 disarms) unless it already holds
  * it. A time in the past fires at once. Loop thread only. */
@@ -36,6 +31,16 @@ static void reactor_arm(cshim_reactor *r, gint64 when)
 		r->armed = when < 0 ? -1 : when;
 }
 
+/* Arms the timerfd timeout_ns from now (< 0 disarms it, 0 leaves it), for a wait whose
+ * only timeout is the timerfd: ns precision. Loop thread only. */
+void cshim_reactor_arm_in(cshim_reactor *r, gint64 timeout_ns)
+{
+	if (timeout_ns > 0)
+		reactor_arm(r, cshim_now_ns() + timeout_ns);
+	else if (timeout_ns < 0)
+		reactor_arm(r, -1);
+}
+
 /* Reads an eventfd or timerfd; FALSE if there was nothing to read. */
 static gboolean drain(int fd)
 {
@@ -46,8 +51,18 @@ static gboolean drain(int fd)
 	return n == sizeof v;
 }
 
+/* The kick eventfd polled readable: the handshake's wakeup, never progress. */
+void cshim_reactor_kicked(cshim_reactor *r) { drain(r->kickfd); }
 
-static void push_event(cshim_reactor *r, int fd, guint32 events, guint32 tag)
+/* The timerfd polled readable. */
+void cshim_reactor_timer_fired(cshim_reactor *r)
+{
+	if (drain(r->timerfd))
+		r->armed = -1; /* expired: the next arm must write it again */
+}
+
+/* Appends one event to r->ev. Loop thread only. */
+void cshim_reactor_push(cshim_reactor *r, int fd, guint32 events, guint32 tag)
 {
 	if (r->nev == r->cap) {
 		r->cap *= 2;
@@ -59,33 +74,13 @@ static void push_event(cshim_reactor *r, int fd, guint32 events, guint32 tag)
 	r->nev++;
 }
 
-/* epoll data: the fd in the low 32 bits, the registration tag in the high ones */
-#define EPDATA(fd, tag) (((guint64)(tag) << 32) | (guint32)(fd))
-#define EPFD(u) ((int)(gint32)(guint32)(u))
-#define EPTAG(u) ((guint32)((u) >> 32))
-
-/* epoll_wait, retried on EINTR, appending to r->ev; the kick and timer fds are drained
- * and dropped. Returns 0 or -errno. */
-static int reactor_harvest(cshim_reactor *r, int timeout_ms)
+/* Makes to the backend for good; the old one has handed it every fd (QEMU's
+ * fdmon_epoll_try_upgrade). r->lock held. */
+void cshim_reactor_switch(cshim_reactor *r, const cshim_fdmon_ops *to)
 {
-	struct epoll_event ev[128];
-	int n;
-	while ((n = epoll_wait(r->epfd, ev, G_N_ELEMENTS(ev), timeout_ms)) < 0 && errno == EINTR)
-		;
-	if (n < 0)
-		return -errno;
-	for (int i = 0; i < n; i++) {
-		int fd = EPFD(ev[i].data.u64);
-		if (fd == r->kickfd) {
-			drain(fd); /* the handshake's wakeup: never progress */
-		} else if (fd == r->timerfd) {
-			if (drain(fd))
-				r->armed = -1; /* expired: the next arm must write it again */
-		} else {
-			push_event(r, fd, ev[i].events, EPTAG(ev[i].data.u64));
-		}
-	}
-	return 0;
+	to->enable(r);
+	/* release: dispatch reads r->fdmon unlocked, and then the state enable set */
+	__atomic_store_n(&r->fdmon, to, __ATOMIC_RELEASE);
 }
 
 /* GLib's prepare: announce that the loop may block (bit 0, with a full barrier so the
@@ -121,7 +116,8 @@ static gboolean reactor_prepare(GSource *s, gint *timeout)
 
 /* GLib's check: clear bit 0 (release: the timeout was computed before), accept the
  * notification (a full barrier, so the reads of queued work that follow cannot move
- * above it), and report queued work. A readable epoll fd makes the source ready too. */
+ * above it), and report queued work. Any of the source's unix fds polled readable makes
+ * it ready too: g_main_context_check sees to that. */
 static gboolean reactor_check(GSource *s)
 {
 	cshim_reactor *r = REACTOR(s);
@@ -137,27 +133,12 @@ static gboolean reactor_dispatch(GSource *s, GSourceFunc cb, gpointer data)
 	cshim_reactor *r = REACTOR(s);
 	r->nev = 0;
 	if (g_source_query_unix_fd(s, r->kick_tag))
-		drain(r->kickfd); /* the handshake's wakeup: never progress */
-	if (r->timer_tag && g_source_query_unix_fd(s, r->timer_tag) && drain(r->timerfd))
-		r->armed = -1; /* expired: the next arm must write it again */
-	/* poll backend: GLib polled each fd itself; its revents cost no syscall to read.
-	 * With none registered, skip the lock. An fd being added right now may already have
-	 * been polled before its count is visible here: poll is level-triggered, so it is
-	 * reported again next iteration. */
-	if (__atomic_load_n(&r->nreg, __ATOMIC_RELAXED) > 0) {
-		g_mutex_lock(&r->lock);
-		for (int i = 0; i < r->nreg; i++) {
-			GIOCondition rev = g_source_query_unix_fd(s, r->reg[i].fdtag);
-			if (rev)
-				push_event(r, r->reg[i].fd, rev, r->reg[i].tag);
-		}
-		g_mutex_unlock(&r->lock);
-	}
-	/* epoll backend: GLib polled the epoll fd (set once, under the lock, by the
-	 * upgrade; the loop thread reads it after GLib's poll saw it) */
-	gpointer eptag = __atomic_load_n(&r->epfd_tag, __ATOMIC_ACQUIRE);
-	if (eptag && g_source_query_unix_fd(s, eptag))
-		reactor_harvest(r, 0);
+		cshim_reactor_kicked(r);
+	if (r->timer_tag && g_source_query_unix_fd(s, r->timer_tag))
+		cshim_reactor_timer_fired(r);
+	/* acquire: pairs with cshim_reactor_switch. A switch after GLib's poll costs one
+	 * iteration's events; both backends are level-triggered, so they come again. */
+	__atomic_load_n(&r->fdmon, __ATOMIC_ACQUIRE)->dispatch(r);
 	return cshimSourceDispatch(r->src.handle);
 }
 
@@ -168,12 +149,12 @@ static void reactor_finalize(GSource *s)
 	r->src.handle = 0;
 	if (h)
 		cshimSourceFinalize(h); /* the Go side stops kicks, then closes kickfd */
-	close(r->epfd);
+	/* both backends: Wait may have been in ppoll on the poll backend's array when
+	 * another thread switched to epoll, so that state outlives the switch */
+	cshim_fdmon_poll.finalize(r);
+	cshim_fdmon_epoll.finalize(r);
 	close(r->timerfd);
 	g_free(r->ev);
-	g_free(r->reg);
-	g_free(r->pfds);
-	g_free(r->ptags);
 	g_mutex_clear(&r->lock);
 }
 
@@ -189,22 +170,13 @@ cshim_reactor_words *cshim_reactor_words_new(void)
 
 void cshim_reactor_words_free(cshim_reactor_words *w) { g_free(w); }
 
-static int epoll_add(int epfd, int fd)
-{
-	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EPDATA(fd, 0)};
-	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
-}
-
 cshim_reactor *cshim_reactor_new(uintptr_t handle, cshim_reactor_words *w)
 {
-	int epfd = epoll_create1(EPOLL_CLOEXEC);
 	int kickfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	int timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (epfd < 0 || kickfd < 0 || timerfd < 0 || epoll_add(epfd, kickfd) < 0 ||
-	    epoll_add(epfd, timerfd) < 0) {
+	int epfd = kickfd < 0 || timerfd < 0 ? -1 : cshim_fdmon_epoll_new(kickfd, timerfd);
+	if (epfd < 0) {
 		int err = errno;
-		if (epfd >= 0)
-			close(epfd);
 		if (kickfd >= 0)
 			close(kickfd);
 		if (timerfd >= 0)
@@ -223,6 +195,7 @@ cshim_reactor *cshim_reactor_new(uintptr_t handle, cshim_reactor_words *w)
 	r->cap = 16;
 	r->ev = g_new(cshim_event, r->cap);
 	g_mutex_init(&r->lock);
+	r->fdmon = &cshim_fdmon_poll;
 	/* GLib polls the kick eventfd itself, and the epoll fd only once fds move into it:
 	 * polling an epoll fd costs the kernel more than an eventfd. */
 	r->kick_tag = g_source_add_unix_fd(s, kickfd, G_IO_IN);
@@ -233,153 +206,38 @@ int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns)
 {
 	r->nev = 0;
 	g_mutex_lock(&r->lock);
-	if (r->epoll_mode) {
-		g_mutex_unlock(&r->lock);
-		if (timeout_ns > 0)
-			reactor_arm(r, mono_ns() + timeout_ns); /* ns precision through the timerfd */
-		else if (timeout_ns < 0)
-			reactor_arm(r, -1);
-		return reactor_harvest(r, timeout_ns == 0 ? 0 : -1);
-	}
-	/* poll backend: one ppoll over the kick and timer fds and every fd, with a ns
-	 * timeout; polling the epoll fd instead would cost the kernel more, and a wakeup an
-	 * epoll_wait more. A fd removed meanwhile may still report; the Go side ignores it. */
-	enum { KICK, TIMER, FIRST_REG };
-	int n = r->nreg + FIRST_REG;
-	if (n > r->pfdcap) {
-		r->pfdcap = n * 2;
-		r->pfds = g_renew(GPollFD, r->pfds, r->pfdcap);
-		r->ptags = g_renew(guint32, r->ptags, r->pfdcap);
-	}
-	r->pfds[KICK] = (GPollFD){.fd = r->kickfd, .events = G_IO_IN};
-	r->pfds[TIMER] = (GPollFD){.fd = r->timerfd, .events = G_IO_IN};
-	for (int i = 0; i < r->nreg; i++) {
-		r->pfds[FIRST_REG + i] = (GPollFD){.fd = r->reg[i].fd, .events = r->reg[i].events};
-		r->ptags[FIRST_REG + i] = r->reg[i].tag;
-	}
+	return r->fdmon->wait(r, timeout_ns); /* it unlocks */
+}
+
+/* Watch, change or forget fd through the current backend. */
+static int reactor_ctl(cshim_reactor *r, int op, int fd, guint32 events, guint32 tag)
+{
+	int err;
+	g_mutex_lock(&r->lock);
+	if (op == EPOLL_CTL_ADD && g_source_is_destroyed(&r->src.base))
+		err = -EBADF; /* it will never poll again */
+	else
+		err = r->fdmon->ctl(r, op, fd, events, tag);
 	g_mutex_unlock(&r->lock);
-	int ret = cshim_ppoll(r->pfds, n, timeout_ns);
-	if (ret < 0)
-		return ret;
-	for (int i = FIRST_REG; i < n; i++)
-		if (r->pfds[i].revents)
-			push_event(r, r->pfds[i].fd, r->pfds[i].revents, r->ptags[i]);
-	if (r->pfds[KICK].revents)
-		drain(r->kickfd); /* the handshake's wakeup: never progress */
-	if (r->pfds[TIMER].revents && drain(r->timerfd))
-		r->armed = -1; /* expired: the next arm must write it again */
-	return 0;
-}
-
-/* ---- the fd registry ------------------------------------------------------------------- */
-
-static int epctl(cshim_reactor *r, int op, int fd, guint32 events, guint32 tag)
-{
-	struct epoll_event ev = {.events = events, .data.u64 = EPDATA(fd, tag)};
-	return epoll_ctl(r->epfd, op, fd, &ev) < 0 ? -errno : 0;
-}
-
-static int reg_find(cshim_reactor *r, int fd)
-{
-	for (int i = 0; i < r->nreg; i++)
-		if (r->reg[i].fd == fd)
-			return i;
-	return -1;
-}
-
-/* Moves every fd into epoll, for good (fdmon_epoll_try_upgrade). */
-static void upgrade_to_epoll(cshim_reactor *r)
-{
-	for (int i = 0; i < r->nreg; i++) {
-		epctl(r, EPOLL_CTL_ADD, r->reg[i].fd, r->reg[i].events, r->reg[i].tag);
-		g_source_remove_unix_fd(&r->src.base, r->reg[i].fdtag);
-	}
-	g_free(r->reg);
-	r->reg = NULL;
-	__atomic_store_n(&r->nreg, 0, __ATOMIC_RELAXED);
-	r->regcap = 0;
-	r->epoll_mode = 1;
-	__atomic_store_n(&r->epfd_tag, g_source_add_unix_fd(&r->src.base, r->epfd, G_IO_IN),
-			 __ATOMIC_RELEASE);
+	return err;
 }
 
 int cshim_reactor_add(cshim_reactor *r, int fd, guint32 events, guint32 tag)
 {
-	int err = 0;
-	g_mutex_lock(&r->lock);
-	if (g_source_is_destroyed(&r->src.base)) {
-		err = -EBADF;
-	} else if (r->epoll_mode) {
-		err = epctl(r, EPOLL_CTL_ADD, fd, events, tag);
-	} else if (reg_find(r, fd) >= 0) {
-		err = -EEXIST;
-	} else if ((err = epctl(r, EPOLL_CTL_ADD, fd, events, tag)) == 0) {
-		/* epoll accepted it, so poll can watch it too; epoll_ctl gave the errors that
-		 * a closed or unpollable fd must get. */
-		epctl(r, EPOLL_CTL_DEL, fd, 0, 0);
-		if (r->nreg + 1 >= CSHIM_EPOLL_THRESHOLD) {
-			upgrade_to_epoll(r);
-			err = epctl(r, EPOLL_CTL_ADD, fd, events, tag);
-		} else {
-			if (r->nreg == r->regcap) {
-				r->regcap = r->regcap ? r->regcap * 2 : 8;
-				r->reg = g_renew(cshim_reg, r->reg, r->regcap);
-			}
-			r->reg[r->nreg].fd = fd;
-			r->reg[r->nreg].events = events;
-			r->reg[r->nreg].tag = tag;
-			r->reg[r->nreg].fdtag = g_source_add_unix_fd(&r->src.base, fd, (GIOCondition)events);
-			__atomic_store_n(&r->nreg, r->nreg + 1, __ATOMIC_RELAXED); /* read unlocked by dispatch */
-		}
-	}
-	g_mutex_unlock(&r->lock);
-	return err;
+	return reactor_ctl(r, EPOLL_CTL_ADD, fd, events, tag);
 }
 
 int cshim_reactor_mod(cshim_reactor *r, int fd, guint32 events, guint32 tag)
 {
-	int err = 0;
-	g_mutex_lock(&r->lock);
-	if (r->epoll_mode) {
-		err = epctl(r, EPOLL_CTL_MOD, fd, events, tag);
-	} else {
-		int i = reg_find(r, fd);
-		if (i < 0) {
-			err = -ENOENT;
-		} else {
-			r->reg[i].events = events;
-			r->reg[i].tag = tag;
-			g_source_modify_unix_fd(&r->src.base, r->reg[i].fdtag, (GIOCondition)events);
-		}
-	}
-	g_mutex_unlock(&r->lock);
-	return err;
+	return reactor_ctl(r, EPOLL_CTL_MOD, fd, events, tag);
 }
 
-int cshim_reactor_del(cshim_reactor *r, int fd)
-{
-	int err = 0;
-	g_mutex_lock(&r->lock);
-	if (r->epoll_mode) {
-		err = epctl(r, EPOLL_CTL_DEL, fd, 0, 0);
-	} else {
-		int i = reg_find(r, fd);
-		if (i < 0) {
-			err = -ENOENT;
-		} else {
-			g_source_remove_unix_fd(&r->src.base, r->reg[i].fdtag);
-			r->reg[i] = r->reg[r->nreg - 1];
-			__atomic_store_n(&r->nreg, r->nreg - 1, __ATOMIC_RELAXED);
-		}
-	}
-	g_mutex_unlock(&r->lock);
-	return err;
-}
+int cshim_reactor_del(cshim_reactor *r, int fd) { return reactor_ctl(r, EPOLL_CTL_DEL, fd, 0, 0); }
 
 int cshim_reactor_epoll_mode(cshim_reactor *r)
 {
 	g_mutex_lock(&r->lock);
-	int m = r->epoll_mode;
+	int m = r->fdmon == &cshim_fdmon_epoll;
 	g_mutex_unlock(&r->lock);
 	return m;
 }

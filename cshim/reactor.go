@@ -18,16 +18,18 @@ const (
 	ReadyIdle = C.CSHIM_READY_IDLE // only idle work is queued: dispatch within 10 ms
 )
 
-// Event is one fd's readiness harvested from the reactor's epoll set.
+// Event is one fd's readiness harvested by the reactor's backend (poll or epoll).
 type Event struct {
 	FD     int32
 	Events uint32 // EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, ...
 	Tag    uint32 // the tag given to Add or Modify for the registration that reported it
 }
 
-// Reactor is the Go side of a reactor source (see reactor.h): a GSource that polls one
-// epoll fd and keeps the state its prepare and check need in C memory. Its words are
-// read and written with sync/atomic. The words stay valid until the Reactor itself is
+// Reactor is the Go side of a reactor source (see reactor.h): a GSource that watches
+// any number of fds and keeps the state its prepare and check need in C memory. GLib
+// polls its kick eventfd, its timerfd once a timer was first armed, and each registered
+// fd on the poll backend or the one epoll fd on the epoll backend. Its words are read
+// and written with sync/atomic. The words stay valid until the Reactor itself is
 // garbage: runtime.AddCleanup frees them, never while any goroutine can reach them.
 type Reactor struct {
 	r       *C.cshim_reactor // nil once finalized; loop thread only

@@ -2,17 +2,18 @@
  * handshake, so that an event loop written in Go (such as glibaio's AioContext) costs
  * GLib no crossing into Go in prepare or check, and one crossing per dispatch.
  *
- * Like QEMU's fd monitors it has two backends. Below CSHIM_EPOLL_THRESHOLD fds ("poll"),
- * each fd is a unix fd of the GSource, so GLib's own poll reports its revents and
- * dispatch reads them with no extra syscall. At the threshold it moves every fd into
- * one epoll instance for good ("epoll"), so GLib polls one fd however many there are and
- * dispatch harvests them with epoll_wait(0).
+ * Like QEMU's fd monitors it has two backends, one file each behind the ops table of
+ * fdmon.h. Below CSHIM_EPOLL_THRESHOLD fds (fdmon_poll.c), each fd is a unix fd of the
+ * GSource, so GLib's own poll reports its revents and dispatch reads them with no extra
+ * syscall. At the threshold every fd moves into one epoll instance for good
+ * (fdmon_epoll.c), so GLib polls one fd however many there are and dispatch harvests
+ * them with epoll_wait(0).
  *
- * A kick eventfd (the wakeup of the handshake) and a timerfd armed at the loop's nearest
- * deadline, so timers are not rounded up to GLib's millisecond timeout, sit in the epoll
- * set for Wait in epoll mode; GLib, and Wait in poll mode, poll them directly (GLib the
- * timerfd once a timer was first armed), and the epoll fd only in epoll mode. Both are
- * drained here and never reported to Go.
+ * The reactor also owns a kick eventfd (the wakeup of the handshake) and a timerfd armed
+ * at the loop's nearest deadline, so timers are not rounded up to GLib's millisecond
+ * timeout. GLib polls the kick eventfd directly, the timerfd once a timer was first
+ * armed, each registered fd in poll mode, and the epoll fd only in epoll mode. Wait
+ * polls the same set without GLib. Both are drained here and never reported to Go.
  */
 #ifndef GLIBAIO_CSHIM_REACTOR_H
 #define GLIBAIO_CSHIM_REACTOR_H
@@ -55,32 +56,40 @@ typedef struct {
 	gpointer fdtag;  /* g_source_add_unix_fd's */
 } cshim_reg;
 
+typedef struct cshim_fdmon_ops cshim_fdmon_ops; /* fdmon.h */
+
 typedef struct {
 	cshim_source src; /* handle: the Go dispatch, as for any Go-defined source */
 	cshim_reactor_words *w;
-	int epfd, kickfd, timerfd;
+	int kickfd, timerfd;
+	int epfd;           /* the epoll instance, made with the reactor; holds kick and timer */
 	gpointer kick_tag;  /* GLib polls the kick eventfd directly */
 	gpointer timer_tag; /* and the timerfd once a timer was armed (loop thread) */
-	gpointer epfd_tag;  /* and the epoll fd once in epoll mode (set under lock) */
 	gint64 armed; /* the deadline the timerfd holds; loop thread only */
-	cshim_event *ev;
+	cshim_event *ev; /* the events of the last Wait or dispatch (loop thread) */
 	int nev, cap;
 
-	GMutex lock;     /* the fd registry: Go adds fds from any thread */
-	int epoll_mode;  /* set once the fds moved into epoll */
-	cshim_reg *reg;  /* poll backend: the registered fds */
-	int nreg, regcap;
-	GPollFD *pfds;   /* poll backend: Wait's array (loop thread) */
-	guint32 *ptags;  /* and the tags of its entries */
-	int pfdcap;
+	GMutex lock;     /* the backend and its registry: Go adds fds from any thread */
+	const cshim_fdmon_ops *fdmon; /* the backend: poll, then epoll for good (fdmon.h) */
+
+	struct {             /* fdmon_poll.c */
+		cshim_reg *reg;  /* the registered fds (lock) */
+		int nreg, regcap;
+		GPollFD *pfds;   /* Wait's array (loop thread); outlives the switch */
+		guint32 *ptags;  /* and the tags of its entries */
+		int pfdcap;
+	} poll;
+	struct {             /* fdmon_epoll.c */
+		gpointer tag;    /* GLib polls the epoll fd once it is the backend */
+	} epoll;
 } cshim_reactor;
 
 /* Creates the reactor source with one reference, or NULL with errno set. */
 cshim_reactor *cshim_reactor_new(uintptr_t handle, cshim_reactor_words *w);
 cshim_reactor_words *cshim_reactor_words_new(void);
 void cshim_reactor_words_free(cshim_reactor_words *w);
-/* Blocks (timeout_ns < 0: until an event; 0: not at all) and harvests the epoll set
- * into r->ev. Returns the number of events, or -errno. */
+/* Blocks (timeout_ns < 0: until an event; 0: not at all) on the kick and timer fds and
+ * every watched fd, and harvests their events into r->ev. Returns 0 or -errno. */
 int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns);
 /* Writes the kick eventfd. */
 int cshim_reactor_kick(int kickfd);
