@@ -12,8 +12,9 @@
  * The reactor also owns a kick eventfd (the wakeup of the handshake) and a timerfd armed
  * at the loop's nearest deadline, so timers are not rounded up to GLib's millisecond
  * timeout. GLib polls the kick eventfd directly, the timerfd once a timer was first
- * armed, each registered fd in poll mode, and the epoll fd only in epoll mode. Wait
- * polls the same set without GLib. Both are drained here and never reported to Go.
+ * armed, each registered fd in poll mode, and the epoll fd only in epoll mode; Wait
+ * polls the same fds without GLib. The kick and timer fds are drained inside the reactor
+ * and never reported to Go.
  */
 #ifndef GLIBAIO_CSHIM_REACTOR_H
 #define GLIBAIO_CSHIM_REACTOR_H
