@@ -418,22 +418,20 @@ func TestTimerSchedule(t *testing.T) {
 		expire := aiosource.ClockNS(d.clock) + d.ns
 		d.timer.ModNS(expire)
 		m.flush() // Mod of the new head notified the loop
-		progress := m.iterate(false)
-		if d.n != 0 {
-			if d.ranAt < expire {
-				t.Fatalf("the timer fired %v early", time.Duration(expire-d.ranAt))
+		// A machine that descheduled the test for the whole 750 ms has already run the
+		// timer here: that run is checked for "not before" alone, and the second expiry
+		// below is checked in full either way.
+		if progress := m.iterate(false); d.n == 0 {
+			if progress {
+				t.Fatal("a non-blocking iteration made progress before the timer was due")
 			}
-			t.Skip("the test was descheduled for the whole 750 ms before its first check")
-		}
-		if progress {
-			t.Fatal("a non-blocking iteration made progress before the timer was due")
-		}
-		time.Sleep(time.Second)
-		if d.n != 0 {
-			t.Fatal("the timer ran without an iteration")
-		}
-		if !m.iterate(false) || d.n != 1 {
-			t.Fatalf("the due timer did not run: n=%d", d.n)
+			time.Sleep(time.Second)
+			if d.n != 0 {
+				t.Fatal("the timer ran without an iteration")
+			}
+			if !m.iterate(false) || d.n != 1 {
+				t.Fatalf("the due timer did not run: n=%d", d.n)
+			}
 		}
 		if d.ranAt < expire {
 			t.Fatalf("the timer fired %v early", time.Duration(expire-d.ranAt))
