@@ -6,6 +6,7 @@ package aiosource_test
 // iteration reports whether the source was dispatched, not whether work progressed.
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,13 +39,41 @@ func (d *bhData) bhDeleteCB() {
 	}
 }
 
+// /aio-gsource/flush and /aio/notify: an empty context makes no progress, and after
+// aio_notify neither does a flush: the notification is accepted without progress, and a
+// blocking Poll right after it returns at once.
 func TestFlush(t *testing.T) {
 	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		if m.iterate(false) {
 			t.Fatal("an empty context made progress")
 		}
+		m.ctx.Notify()
+		if !m.glib {
+			if notBlocking(t, m, func() bool { return m.iterate(true) }) {
+				t.Fatal("Poll(true) after Notify reported progress")
+			}
+		}
+		m.flush()
+		if m.iterate(false) {
+			t.Fatal("progress after Notify and a flush")
+		}
 	})
+}
+
+// notBlocking runs fn, which must return without waiting for anything but work already
+// queued, and returns its result. A rescue Notify after 10 s fails the test instead of
+// hanging it.
+func notBlocking(t *testing.T, m *mode, fn func() bool) bool {
+	t.Helper()
+	var blocked atomic.Bool
+	rescue := time.AfterFunc(10*time.Second, func() { blocked.Store(true); m.ctx.Notify() })
+	r := fn()
+	rescue.Stop()
+	if blocked.Load() {
+		t.Fatal("a blocking iteration blocked although work was ready")
+	}
+	return r
 }
 
 func TestBHSchedule(t *testing.T) {
@@ -148,13 +177,19 @@ func TestBHDeleteFromCallback(t *testing.T) {
 		d := &bhData{max: 1}
 		d.bh = m.ctx.NewBH("delete-from-cb", d.bhDeleteCB)
 		d.bh.Schedule()
-		for d.n < d.max {
-			m.iterate(true)
+		if d.n != 0 {
+			t.Fatal("the BH ran at Schedule")
 		}
-		if d.bh != nil {
-			t.Fatal("the BH did not delete itself")
+		m.iterate(true) // /aio-gsource/bh/callback-delete/one: one iteration runs it
+		if d.n != d.max || d.bh != nil {
+			t.Fatalf("n=%d after one blocking iteration, want %d and the BH deleted", d.n, d.max)
 		}
-		m.flush()
+		// As in QEMU, the deleted BH stays queued until the next pass frees it: under
+		// GLib that is exactly one more dispatching iteration; Poll frees it without
+		// counting progress.
+		if m.glib && !m.iterate(false) {
+			t.Fatal("no dispatch freed the deleted BH")
+		}
 		if m.iterate(false) {
 			t.Fatal("progress after the BH deleted itself")
 		}
@@ -348,6 +383,14 @@ func TestEventWaitNoFlushCB(t *testing.T) {
 		if m.iterate(false) || d.n != 0 {
 			t.Fatalf("n=%d before Set", d.n)
 		}
+		// /aio/event/wait/no-flush-cb: with the notifier set, a blocking iteration must
+		// not block (it may or may not run the callback).
+		d.e.Set()
+		if !notBlocking(t, m, func() bool { return m.iterate(true) }) {
+			t.Fatal("a blocking iteration with a set notifier reported no progress")
+		}
+		m.flush()
+		d.n = 0
 		for want := 1; want <= 2; want++ {
 			d.e.Set()
 			if !m.iterate(false) || d.n != want {
@@ -445,8 +488,9 @@ func TestTimerSchedule(t *testing.T) {
 		if progress := m.iterate(false); d.n == 1 && progress {
 			t.Fatal("a non-blocking iteration made progress before the second expiry")
 		}
-		for d.n < 2 {
-			m.iterate(true) // blocks until the timer is due
+		// /aio/timer/schedule: one blocking iteration waits for the timer and runs it.
+		if !m.iterate(true) || d.n != 2 {
+			t.Fatalf("one blocking iteration: n=%d, want 2", d.n)
 		}
 		if d.ranAt < expire {
 			t.Fatalf("the blocking iteration ran the timer %v before it was due", time.Duration(expire-d.ranAt))
