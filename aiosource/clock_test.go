@@ -570,7 +570,7 @@ func TestClockVirtualMonotonicUnderToggle(t *testing.T) {
 		go func() {
 			defer readers.Done()
 			last := aiosource.ClockNS(ct)
-			for i := 0; i < 50000; i++ {
+			for i := 0; i < 300000; i++ {
 				v := aiosource.ClockNS(ct)
 				if v < last {
 					errs <- fmt.Sprintf("ClockNS(%v) went back from %d to %d", ct, last, v)
