@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,21 +28,33 @@ func disableClock(t *testing.T, ct aiosource.ClockType) {
 	t.Cleanup(func() { aiosource.ClockEnable(ct, true) })
 }
 
-// blockedFor runs one blocking iteration while a timer notifies the context after 100
-// ms, and returns how long the iteration took. Below 50 ms, it did not wait for the
-// notification.
-func blockedFor(m *mode) time.Duration {
-	start := time.Now() // before AfterFunc: the Notify comes 100 ms after start at the earliest
-	w := time.AfterFunc(100*time.Millisecond, m.ctx.Notify)
+// sleepsUntilNotify runs blocking iterations until a Notify that comes 100 ms after the
+// start has been made, and returns how many it took. A loop that sleeps until then
+// needs one; a GLib iteration may return early on a signal (g_poll does not retry
+// EINTR), which costs one more now and then. A loop whose deadline says "due" spins:
+// hundreds.
+func sleepsUntilNotify(m *mode) int {
+	var notified atomic.Bool
+	w := time.AfterFunc(100*time.Millisecond, func() {
+		notified.Store(true)
+		m.ctx.Notify()
+	})
 	defer w.Stop()
-	m.iterate(true)
-	return time.Since(start)
+	n := 0
+	for !notified.Load() {
+		m.iterate(true)
+		n++
+	}
+	return n
 }
 
-// whileBlocked runs one blocking iteration and, from another goroutine, calls fn once
-// the loop has announced that it blocks, and Notify after wake. It returns how long the
-// iteration took and what it returned.
-func whileBlocked(m *mode, fn func(), wake time.Duration) (took time.Duration, progress bool) {
+// whileBlocked runs blocking iterations while another goroutine, once the loop has
+// announced that it blocks, calls fn and then, wake later, Notify. It returns once an
+// iteration has returned after fn, with how long after fn that was and what that
+// iteration returned.
+func whileBlocked(m *mode, fn func(), wake time.Duration) (after time.Duration, progress bool) {
+	var fnDone atomic.Int64 // UnixNano when fn returned
+	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -51,14 +64,23 @@ func whileBlocked(m *mode, fn func(), wake time.Duration) (took time.Duration, p
 		}
 		time.Sleep(5 * time.Millisecond) // let it reach the kernel: the handshake covers either way
 		fn()
+		fnDone.Store(time.Now().UnixNano())
+		select {
+		case <-time.After(wake):
+			m.ctx.Notify()
+		case <-stop:
+		}
 	}()
-	start := time.Now() // before AfterFunc: the Notify comes wake after start at the earliest
-	w := time.AfterFunc(wake, m.ctx.Notify)
-	progress = m.iterate(true)
-	took = time.Since(start)
-	w.Stop()
+	for {
+		progress = m.iterate(true)
+		if at := fnDone.Load(); at != 0 {
+			after = time.Since(time.Unix(0, at))
+			break
+		}
+	}
+	close(stop)
 	wg.Wait()
-	return took, progress
+	return after, progress
 }
 
 // iterateUntil runs blocking iterations until done, with a Notify every second so that a
@@ -156,8 +178,8 @@ func TestClockDisabledTimerLeftOutOfDeadline(t *testing.T) {
 			tm := m.ctx.NewTimer(ct, aiosource.ScaleNS, func() { ran = true })
 			tm.ModNS(aiosource.ClockNS(ct) - 1)
 			m.flush() // accept the new head's notification
-			if d := blockedFor(m); d < 50*time.Millisecond || ran {
-				t.Fatalf("%v: with only a due timer on the disabled clock, the blocking iteration returned after %v (ran %v); want it to sleep until Notify", ct, d, ran)
+			if n := sleepsUntilNotify(m); n > 3 || ran {
+				t.Fatalf("%v: with only a due timer on the disabled clock, %d blocking iterations ran before a Notify 100 ms later (ran %v); want one, asleep until Notify", ct, n, ran)
 			}
 			tm.Del()
 			aiosource.ClockEnable(ct, true)
@@ -313,8 +335,8 @@ func TestClockVirtualTimersAcrossStop(t *testing.T) {
 		if !dueRan || laterRan {
 			t.Fatalf("stopped virtual time: the due virtual-rt timer ran %v, the one 1 ns later ran %v; want true, false", dueRan, laterRan)
 		}
-		if d := blockedFor(m); d < 50*time.Millisecond || laterRan {
-			t.Fatalf("stopped virtual time: a virtual-rt timer 1 ns ahead ended a blocking iteration after %v (ran %v); want a sleep until Notify", d, laterRan)
+		if n := sleepsUntilNotify(m); n > 3 || laterRan {
+			t.Fatalf("stopped virtual time: with a virtual-rt timer 1 ns ahead, %d blocking iterations ran before a Notify 100 ms later (ran %v); want one, asleep until Notify", n, laterRan)
 		}
 
 		time.Sleep(2 * remain) // longer than what remains: a jump on resume would make it due
@@ -421,27 +443,32 @@ func TestTimerModAnticipate(t *testing.T) {
 		m.flush()
 		// From another goroutine while the loop sleeps: a later or equal time changes
 		// nothing and does not wake it.
-		took, _ := whileBlocked(m, func() {
+		var kicks uint64
+		whileBlocked(m, func() {
+			k := m.ctx.Stats().Kicks
 			for _, later := range []int64{nowUS + 2*hour, nowUS + hour} {
 				tm.ModAnticipate(later)
 				tm.ModAnticipateNS(later * aiosource.ScaleUS)
 			}
+			kicks = m.ctx.Stats().Kicks - k
 		}, 100*time.Millisecond)
 		if got := tm.ExpireTimeNS(); got != (nowUS+hour)*aiosource.ScaleUS {
 			t.Fatalf("ModAnticipate to a later or equal time moved the expiry to %d: it delayed the timer", got)
 		}
-		if took < 50*time.Millisecond {
-			t.Fatalf("a ModAnticipate that moved nothing woke the loop after %v", took)
+		if kicks != 0 {
+			t.Fatalf("a ModAnticipate that moved nothing woke the sleeping loop (%d kicks)", kicks)
 		}
 		m.flush()
 		// Earlier, to 10 minutes from now: the timer stays the head of its clock, with an
 		// earlier deadline, and the loop, asleep on the old one, is woken.
 		took, progress := whileBlocked(m, func() {
+			k := m.ctx.Stats().Kicks
 			tm.ModAnticipateNS(aiosource.ClockNS(aiosource.ClockRealtime) + int64(10*time.Minute))
+			kicks = m.ctx.Stats().Kicks - k
 		}, 5*time.Second)
-		if took >= 4*time.Second || firedAt != 0 || !m.glib && progress {
-			t.Fatalf("after ModAnticipateNS to an earlier time, the blocking iteration returned after %v with progress %v (fired %v); want an immediate return on the notification",
-				took, progress, firedAt != 0)
+		if kicks != 1 || took >= 4*time.Second || firedAt != 0 || !m.glib && progress {
+			t.Fatalf("after ModAnticipateNS to an earlier time, %d kicks; the blocking iteration returned after %v with progress %v (fired %v); want one kick and an immediate return on it",
+				kicks, took, progress, firedAt != 0)
 		}
 		m.flush()
 		// Earlier still, by 30 ms from now on: the timer fires then, never before.
