@@ -50,10 +50,10 @@ func sleepsUntilNotify(m *mode) int {
 
 // whileBlocked runs blocking iterations while another goroutine, once the loop has
 // announced that it blocks, calls fn and then, wake later, Notify. It returns once an
-// iteration has returned after fn, with how long after fn that was and what that
-// iteration returned.
+// iteration has returned after fn was called, with how long after the call that was and
+// what that iteration returned.
 func whileBlocked(m *mode, fn func(), wake time.Duration) (after time.Duration, progress bool) {
-	var fnDone atomic.Int64 // UnixNano when fn returned
+	var called atomic.Int64 // UnixNano when fn was called
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -63,8 +63,8 @@ func whileBlocked(m *mode, fn func(), wake time.Duration) (after time.Duration, 
 			time.Sleep(100 * time.Microsecond)
 		}
 		time.Sleep(5 * time.Millisecond) // let it reach the kernel: the handshake covers either way
+		called.Store(time.Now().UnixNano())
 		fn()
-		fnDone.Store(time.Now().UnixNano())
 		select {
 		case <-time.After(wake):
 			m.ctx.Notify()
@@ -73,7 +73,7 @@ func whileBlocked(m *mode, fn func(), wake time.Duration) (after time.Duration, 
 	}()
 	for {
 		progress = m.iterate(true)
-		if at := fnDone.Load(); at != 0 {
+		if at := called.Load(); at != 0 {
 			after = time.Since(time.Unix(0, at))
 			break
 		}
