@@ -28,9 +28,12 @@ const (
 	ClockVirtual
 	// ClockHost is wall-clock time; it follows NTP and settimeofday (QEMU_CLOCK_HOST).
 	ClockHost
-	// ClockVirtualRT reads virtual time too (QEMU_CLOCK_VIRTUAL_RT, which without icount
-	// is cpu_get_clock, the clock behind QEMU_CLOCK_VIRTUAL): it stands still while
-	// ClockVirtual is disabled. Disabling ClockVirtualRT itself only holds its timers.
+	// ClockVirtualRT reads virtual time too (QEMU_CLOCK_VIRTUAL_RT). In QEMU it is
+	// cpu_get_clock, the ns the VM has run, which QEMU_CLOCK_VIRTUAL reads as well unless
+	// icount makes that clock count instructions; either way it stands still while the VM
+	// is stopped. glibaio has no icount: both read the same time, which stands still
+	// while ClockVirtual is disabled. Disabling ClockVirtualRT itself only holds its
+	// timers.
 	ClockVirtualRT
 	numClocks
 )
@@ -193,9 +196,13 @@ func (c *Context) unregisterClocks() {
 // stops ClockNS(ClockVirtual) and ClockNS(ClockVirtualRT) at the time they had, and
 // enabling it lets them go on from that time, without a jump (the offset grows by the
 // time spent stopped). A ClockVirtualRT timer that is due while virtual time stands still
-// still runs; one that is not due cannot become due, so it asks for no wakeup either.
-// Disabling ClockRealtime, ClockHost or ClockVirtualRT holds their timers; their time
-// goes on.
+// still runs; one that is not due cannot become due, so it asks for no wakeup either
+// (QEMU's timerlist_deadline_ns would wake the loop after the unchanging distance to it,
+// again and again). Disabling ClockRealtime, ClockHost or ClockVirtualRT holds their
+// timers; their time goes on.
+//
+// Disabling notifies no loop, as in QEMU: a loop already asleep until one of the
+// clock's timers wakes then once, runs nothing, and sleeps on without it.
 //
 // Every clock starts enabled. In a QEMU process, QEMU_CLOCK_VIRTUAL starts disabled, with
 // virtual time stopped at 0, until vm_start. glibaio has no VM to start: a program that
