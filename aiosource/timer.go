@@ -2,57 +2,9 @@ package aiosource
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/glibaio/glibaio/internal/watch"
 )
-
-// ClockType selects the clock of a timer (QEMUClockType). Clocks run in this order.
-type ClockType int
-
-// The clocks. There is no guest here, so the virtual clocks follow the host's monotonic
-// clock and are always enabled (QEMU starts VIRTUAL disabled until the VM runs).
-const (
-	ClockRealtime  ClockType = iota // monotonic; runs whatever happens (QEMU_CLOCK_REALTIME)
-	ClockVirtual                    // monotonic here (QEMU_CLOCK_VIRTUAL)
-	ClockHost                       // wall-clock time; follows NTP and settimeofday (QEMU_CLOCK_HOST)
-	ClockVirtualRT                  // monotonic here (QEMU_CLOCK_VIRTUAL_RT)
-	numClocks
-)
-
-// Timer scales: the unit of a timer's expire time, in ns.
-const (
-	ScaleNS int64 = 1
-	ScaleUS int64 = 1000
-	ScaleMS int64 = 1000000
-)
-
-func (t ClockType) String() string {
-	switch t {
-	case ClockRealtime:
-		return "realtime"
-	case ClockVirtual:
-		return "virtual"
-	case ClockHost:
-		return "host"
-	case ClockVirtualRT:
-		return "virtual-rt"
-	}
-	return fmt.Sprintf("ClockType(%d)", int(t))
-}
-
-// ClockNS returns the current time of a clock in ns (qemu_clock_get_ns). The monotonic
-// clocks share CLOCK_MONOTONIC's epoch; ClockHost is Unix time. It panics if t is not
-// one of the four clocks.
-func ClockNS(t ClockType) int64 {
-	if t < 0 || t >= numClocks {
-		panic(fmt.Sprintf("aiosource: ClockNS: invalid ClockType %d", int(t)))
-	}
-	if t == ClockHost {
-		return time.Now().UnixNano()
-	}
-	return watch.Nanotime()
-}
 
 // Timer is a QEMUTimer: a callback that runs on the context's thread once its clock
 // reaches the expire time. A timer never fires early.
@@ -73,15 +25,14 @@ type timerList struct{ head *Timer }
 // (aio_timer_new). It is not pending until Mod. It panics if t is not one of the four
 // clocks or scale is not positive (QEMU asserts), or if fn is nil.
 func (c *Context) NewTimer(t ClockType, scale int64, fn func()) *Timer {
-	if t < 0 || t >= numClocks {
-		panic(fmt.Sprintf("aiosource: NewTimer: invalid ClockType %d", int(t)))
-	}
+	checkClock("NewTimer", t)
 	if scale < 1 {
 		panic(fmt.Sprintf("aiosource: NewTimer: scale %d is not positive", scale))
 	}
 	if fn == nil {
 		panic("aiosource: NewTimer: nil fn")
 	}
+	c.registerClocks()
 	return &Timer{ctx: c, clock: t, scale: scale, fn: fn, expire: -1,
 		wp: watch.NewPoint("timer", watch.FuncName(fn)+" on clock "+t.String(), fn)}
 }
@@ -93,12 +44,28 @@ func (t *Timer) Mod(expire int64) { t.ModNS(expire * t.scale) }
 // ModNS arms the timer to expire at expireNS on its clock (timer_mod_ns). A negative
 // time is clamped to 0, "already due". The timer goes after every timer that expires at
 // the same time or earlier. The loop is notified only when the timer becomes the first
-// of its clock. Any goroutine may call it; after Close it does nothing.
-func (t *Timer) ModNS(expireNS int64) {
+// of its clock, whether or not the clock is enabled. Any goroutine may call it; after
+// Close it does nothing.
+func (t *Timer) ModNS(expireNS int64) { t.mod(expireNS, false) }
+
+// ModAnticipate arms the timer to expire at expire, in its scale, unless it is pending
+// with an earlier or equal expire time (timer_mod_anticipate): it only ever moves the
+// expiry earlier.
+func (t *Timer) ModAnticipate(expire int64) { t.mod(expire*t.scale, true) }
+
+// ModAnticipateNS is ModNS, except that a pending timer that expires at expireNS or
+// earlier is left as it is (timer_mod_anticipate_ns): it only ever moves the expiry
+// earlier, and arms a timer that is not pending. A negative time counts as 0 before the
+// comparison, so a timer already due at 0 keeps its place among its equals (QEMU
+// compares first and re-inserts it behind them). It notifies the loop as ModNS does.
+func (t *Timer) ModAnticipateNS(expireNS int64) { t.mod(expireNS, true) }
+
+// mod is timer_mod_ns, and with anticipate timer_mod_anticipate_ns.
+func (t *Timer) mod(expireNS int64, anticipate bool) {
 	c := t.ctx
 	expireNS = max(expireNS, 0)
 	c.tmu.Lock()
-	if c.closed.Load() {
+	if c.closed.Load() || anticipate && t.expire >= 0 && t.expire <= expireNS {
 		c.tmu.Unlock()
 		return
 	}
@@ -155,23 +122,55 @@ func (t *Timer) Del() {
 // Pending reports whether the timer is armed (timer_pending).
 func (t *Timer) Pending() bool { return t.ExpireTimeNS() >= 0 }
 
-// ExpireTimeNS returns the expire time in ns, or -1 when the timer is not pending.
+// ExpireTimeNS returns the expire time in ns on the timer's clock, whatever its scale,
+// or -1 when the timer is not pending (timer_expire_time_ns). A negative time given to
+// Mod or ModNS reads back as 0.
 func (t *Timer) ExpireTimeNS() int64 {
 	t.ctx.tmu.Lock()
 	defer t.ctx.tmu.Unlock()
 	return t.expire
 }
 
+// Expired reports whether the timer has expired at currentTime, in its scale
+// (timer_expired): whether its expire time is not after currentTime×scale. It looks at
+// the expire time only, not at whether the clock is enabled. A timer that is not
+// pending (never armed, deleted, or already run) holds the expire time -1, as in QEMU,
+// so it has expired at every time that is not negative.
+func (t *Timer) Expired(currentTime int64) bool {
+	return t.ExpireTimeNS() <= currentTime*t.scale
+}
+
+// headDeadline returns when the first timer of clock ct becomes due: its expire time on
+// ct (ClockRealtime and ClockHost), or, for the virtual clocks, the CLOCK_MONOTONIC time
+// at which virtual time reaches it. ok is false if no timer of ct can become due by
+// waiting: the list is empty, the clock is disabled (timerlist_deadline_ns), or virtual
+// time stands still short of the expire time. A timer due already, while virtual time
+// stands still, is due at 0. c.tmu is held.
+func (c *Context) headDeadline(ct ClockType) (at int64, ok bool) {
+	h := c.clocks[ct].head
+	if h == nil || !clockEnabled(ct) {
+		return 0, false
+	}
+	if !ct.isVirtual() {
+		return h.expire, true
+	}
+	running, off := virtualState()
+	if !running {
+		return 0, h.expire <= off
+	}
+	return max(h.expire-off, 0), true
+}
+
 // updateDeadlineLocked publishes the nearest expire time, as absolute CLOCK_MONOTONIC
-// ns, to the reactor, whose GSource prepare arms the timerfd with it. c.tmu is held.
+// ns, to the reactor, whose GSource prepare arms the timerfd with it. Timers that cannot
+// become due by waiting (headDeadline) are left out. c.tmu is held.
 func (c *Context) updateDeadlineLocked() {
 	d := int64(-1)
 	for ct := ClockType(0); ct < numClocks; ct++ {
-		h := c.clocks[ct].head
-		if h == nil {
+		e, ok := c.headDeadline(ct)
+		if !ok {
 			continue
 		}
-		e := h.expire
 		if ct == ClockHost { // wall clock: convert what remains to the monotonic clock
 			e = max(watch.Nanotime()+(e-ClockNS(ClockHost)), 0) // a time in the past is due: 0, not "none"
 		}
@@ -183,7 +182,9 @@ func (c *Context) updateDeadlineLocked() {
 }
 
 // timerTimeout returns the time until the nearest timer in ns: 0 if one is due, -1 if
-// none is pending (timerlistgroup_deadline_ns).
+// none can become due by waiting (timerlistgroup_deadline_ns). Timers of a disabled
+// clock do not count, nor, while virtual time stands still, virtual timers that are not
+// due.
 func (c *Context) timerTimeout() int64 {
 	if c.armed.Load() == 0 {
 		return -1
@@ -192,19 +193,35 @@ func (c *Context) timerTimeout() int64 {
 	defer c.tmu.Unlock()
 	d := int64(-1)
 	for ct := ClockType(0); ct < numClocks; ct++ {
-		if h := c.clocks[ct].head; h != nil {
-			left := max(h.expire-ClockNS(ct), 0)
-			if d < 0 || left < d {
-				d = left
+		h := c.clocks[ct].head
+		if h == nil || !clockEnabled(ct) {
+			continue
+		}
+		var left int64
+		if ct.isVirtual() {
+			running, off := virtualState()
+			if !running {
+				if h.expire > off {
+					continue // it cannot become due before virtual time runs again
+				}
+			} else {
+				left = max(h.expire-(off+watch.Nanotime()), 0)
 			}
+		} else {
+			left = max(h.expire-ClockNS(ct), 0)
+		}
+		if d < 0 || left < d {
+			d = left
 		}
 	}
 	return d
 }
 
-// runTimers runs the due timers of every clock, in clock order, and reports whether one
-// ran (timerlistgroup_run_timers). Each clock's time is sampled once, so a timer that a
-// callback re-arms relative to its clock's current time runs in a later pass.
+// runTimers runs the due timers of every enabled clock, in clock order, and reports
+// whether one ran (timerlistgroup_run_timers). Each clock's time is sampled once, so a
+// timer that a callback re-arms relative to its clock's current time runs in a later
+// pass. A clock disabled during the pass, by a callback or another goroutine, has no
+// further timer taken from its list.
 func (c *Context) runTimers() bool {
 	if c.armed.Load() == 0 {
 		return false
@@ -222,7 +239,7 @@ func (c *Context) runTimers() bool {
 		for {
 			c.tmu.Lock()
 			t := l.head
-			if t == nil {
+			if t == nil || !clockEnabled(ct) {
 				c.tmu.Unlock()
 				break
 			}
@@ -246,8 +263,10 @@ func (c *Context) runTimers() bool {
 	return progress
 }
 
-// disarmAll disarms every timer and describes the ones that were pending, for Close.
+// disarmAll forgets c in the clocks' registry, then disarms every timer and describes
+// the ones that were pending, for Close.
 func (c *Context) disarmAll() []string {
+	c.unregisterClocks()
 	c.tmu.Lock()
 	defer c.tmu.Unlock()
 	var out []string
