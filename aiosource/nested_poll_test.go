@@ -29,8 +29,11 @@ func TestNestedAioPoll(t *testing.T) {
 		return c.Poll(true)
 	}
 
-	// Enable polling: 1 ms at most, grow ×2, shrink ÷2.
-	if err := c.SetPollParams(1_000_000, 2, 2); err != nil {
+	// Enable polling: grow ×2, shrink ÷2, and 1 s at most where QEMU's test has 1 ms. A
+	// Poll in step 2 preempted for more than the bound on a loaded machine would leave
+	// the handler a polling time of zero, and step 3, which only busy polling can
+	// satisfy, would block.
+	if err := c.SetPollParams(1_000_000_000, 2, 2); err != nil {
 		t.Fatal(err)
 	}
 	// QEMU takes the GSource here to move the context off io_uring onto the poll fd

@@ -32,7 +32,7 @@ func newPollHandler(t *testing.T, c *aiosource.Context) *pollHandler {
 	}
 	h := &pollHandler{t: t, c: c, e: e}
 	if err := c.SetFDHandler(e.FD(), aiosource.FDHandler{
-		Read:      func() { h.reads++; e.TestAndClear() },
+		Read:      func() { h.reads++; h.ready = false; e.TestAndClear() },
 		Poll:      func() bool { h.polls++; return h.ready },
 		PollReady: func() { h.readies++; h.ready = false },
 	}); err != nil {
@@ -50,6 +50,19 @@ func newPollHandler(t *testing.T, c *aiosource.Context) *pollHandler {
 		e.Close()
 	})
 	return h
+}
+
+// kick raises the handler's condition as a device does: it sets the notifier only while
+// notifications are on, outside polling mode (between end and begin). However the loop
+// is scheduled, the condition is then seen: by busy polling, by the final poll after
+// end, or through the fd.
+func (h *pollHandler) kick() {
+	h.ready = true
+	if !h.begun {
+		if err := h.e.Set(); err != nil {
+			h.t.Fatal(err)
+		}
+	}
 }
 
 func (h *pollHandler) begin(e *aiosource.EventNotifier) {
@@ -93,6 +106,12 @@ func (h *pollHandler) fire() {
 		h.t.Fatalf("Read ran %d time(s) for one Set, want 1", h.reads-reads)
 	}
 }
+
+// pollMax is the polling bound of these tests (SetPollParams' maxNS), long enough that
+// a Poll preempted on a loaded machine (blocked for longer than the bound) does not
+// shrink a handler's polling time to zero: a condition that only its Poll callback can
+// see (ready set with no Set) would then go unseen and the Poll would block.
+const pollMax = int64(50 * time.Millisecond)
 
 // pollWithin runs c.Poll(true), with a Notify after d so that a Poll that would block
 // forever returns and lets the test fail instead of hanging.
@@ -182,7 +201,7 @@ func TestPollFalseNeedWait(t *testing.T) {
 func TestPollBeginEnd(t *testing.T) {
 	leakcheck.Handles(t)
 	c := newCtx(t)
-	if err := c.SetPollParams(int64(time.Millisecond), 0, 0); err != nil {
+	if err := c.SetPollParams(pollMax, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	tm := c.NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, func() {})
@@ -254,7 +273,7 @@ func TestPollBeginEnd(t *testing.T) {
 func TestPollEndRecheck(t *testing.T) {
 	leakcheck.Handles(t)
 	c := newCtx(t)
-	if err := c.SetPollParams(int64(time.Millisecond), 0, 0); err != nil {
+	if err := c.SetPollParams(pollMax, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	h := newPollHandler(t, c)
@@ -284,7 +303,7 @@ func TestPollModeEndsUnderGLib(t *testing.T) {
 			continue
 		}
 		m.flush()
-		if err := m.ctx.SetPollParams(int64(time.Millisecond), 0, 0); err != nil {
+		if err := m.ctx.SetPollParams(pollMax, 0, 0); err != nil {
 			t.Fatal(err)
 		}
 		h := newPollHandler(t, m.ctx)
@@ -320,7 +339,7 @@ func TestPollIdleHandlersDropOut(t *testing.T) {
 	const interval = 100 * time.Millisecond
 	c := newCtx(t)
 	aiosource.SetPollIdleInterval(c, interval)
-	if err := c.SetPollParams(aiosource.DefaultIOThreadPollMaxNS, 0, 0); err != nil {
+	if err := c.SetPollParams(pollMax, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	ticks := 0
@@ -331,14 +350,14 @@ func TestPollIdleHandlersDropOut(t *testing.T) {
 	// handler's polling time grows.
 	var idleStart time.Time
 	for i := 0; i < 8; i++ {
-		h.ready = true
+		h.kick()
 		idleStart = time.Now() // the handler's last successful Poll is in this Poll
 		if !pollWithin(t, c, 10*time.Second) {
 			t.Fatal("Poll made no progress with a ready poll handler")
 		}
 	}
-	if h.readies != 8 {
-		t.Fatalf("PollReady ran %d time(s), want 8", h.readies)
+	if h.readies == 0 {
+		t.Fatal("busy polling never found the traffic")
 	}
 
 	// Traffic stops. Each Poll busy-polls, then blocks until the timer.
@@ -391,6 +410,43 @@ func TestPollIdleHandlersDropOut(t *testing.T) {
 	}
 }
 
+// dropIdleWhileBusy makes two poll handlers and runs Poll(true) until one of them,
+// idle, leaves polling for want of readiness while the other, busy, is found ready by
+// every busy poll: polling mode stays started, Polls never block, and only idle's
+// leaving calls its end. raced, if not nil, runs inside that end.
+func dropIdleWhileBusy(t *testing.T, raced func(idle *pollHandler)) (c *aiosource.Context, idle, busy *pollHandler) {
+	t.Helper()
+	const interval = 50 * time.Millisecond
+	c = newCtx(t)
+	aiosource.SetPollIdleInterval(c, interval)
+	if err := c.SetPollParams(pollMax, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	idle = newPollHandler(t, c)
+	busy = newPollHandler(t, c)
+	idle.fire()
+	busy.fire()
+	ends := idle.ends
+	if raced != nil {
+		idle.onEnd = func() {
+			if idle.ends == ends+1 {
+				raced(idle)
+			}
+		}
+	}
+	deadline := time.Now().Add(100 * interval)
+	for idle.ends == ends && time.Now().Before(deadline) {
+		busy.kick()
+		if !pollWithin(t, c, 10*time.Second) {
+			t.Fatal("Poll made no progress with a ready poll handler")
+		}
+	}
+	if idle.ends != ends+1 || (raced == nil && idle.begun) {
+		t.Fatalf("the idle handler did not leave polling: begin %d, end %d", idle.begins, idle.ends)
+	}
+	return c, idle, busy
+}
+
 // A handler that left polling idle is not starved by a busy one. On the poll and epoll
 // fd monitors only a wait sees its fd, and a Poll whose busy poll found work would not
 // wait (QEMU drops idle handlers only with io_uring for this reason). Here such a Poll
@@ -399,31 +455,9 @@ func TestPollIdleHandlersDropOut(t *testing.T) {
 // mode is started.
 func TestPollIdleDroppedNotStarved(t *testing.T) {
 	leakcheck.Handles(t)
-	const interval = 50 * time.Millisecond
-	c := newCtx(t)
-	aiosource.SetPollIdleInterval(c, interval)
-	if err := c.SetPollParams(aiosource.DefaultIOThreadPollMaxNS, 0, 0); err != nil {
-		t.Fatal(err)
-	}
-	idle := newPollHandler(t, c)
-	busy := newPollHandler(t, c)
-	idle.fire()
-	busy.fire()
-	// busy stays ready: every Poll finds it by busy polling and never blocks, so
-	// polling mode stays started and only leaving polling calls idle's end.
-	ends := idle.ends
-	deadline := time.Now().Add(100 * interval)
-	for idle.ends == ends && time.Now().Before(deadline) {
-		busy.ready = true
-		if !pollWithin(t, c, 10*time.Second) {
-			t.Fatal("Poll made no progress with a ready poll handler")
-		}
-	}
-	if idle.ends != ends+1 || idle.begun {
-		t.Fatalf("the idle handler did not leave polling: begin %d, end %d", idle.begins, idle.ends)
-	}
+	c, idle, busy := dropIdleWhileBusy(t, nil)
 	polls := idle.polls
-	busy.ready = true
+	busy.kick()
 	pollWithin(t, c, 10*time.Second)
 	if idle.polls != polls {
 		t.Fatal("the handler that left polling was still polled")
@@ -432,14 +466,29 @@ func TestPollIdleDroppedNotStarved(t *testing.T) {
 	if err := idle.e.Set(); err != nil {
 		t.Fatal(err)
 	}
-	busy.ready = true
-	readies, begins := busy.readies, idle.begins
+	busy.kick()
+	work, begins := busy.readies+busy.reads, idle.begins
 	pollWithin(t, c, 10*time.Second)
-	if idle.reads != 2 || busy.readies != readies+1 {
-		t.Fatalf("next Poll: idle Read %d, busy PollReady %d; want 2 and 1", idle.reads, busy.readies-readies)
+	if idle.reads != 2 || busy.readies+busy.reads == work {
+		t.Fatalf("next Poll: idle Read %d, busy ran %d time(s); want 2 and some", idle.reads, busy.readies+busy.reads-work)
 	}
 	if idle.begins != begins+1 || !idle.begun {
 		t.Fatalf("the idle handler rejoined without begin: begin %d, end %d", idle.begins, idle.ends)
+	}
+}
+
+// A handler leaving polling idle while polling mode is started gets end and then a
+// final Poll (remove_idle_poll_handlers), so an event that raced with end is not lost
+// though the handler is no longer busy-polled and no fd was set: PollReady runs in the
+// same Poll, and, having run, the handler is back in polling (aio_dispatch_handler).
+func TestPollIdleRemovalFinalPoll(t *testing.T) {
+	leakcheck.Handles(t)
+	_, idle, _ := dropIdleWhileBusy(t, func(idle *pollHandler) { idle.ready = true })
+	if idle.readies != 1 || idle.reads != 1 {
+		t.Fatalf("PollReady %d, Read %d; want 1 (the final poll found the raced event) and the first fire's 1", idle.readies, idle.reads)
+	}
+	if !idle.begun {
+		t.Fatal("the handler did not return to polling after its final poll found work")
 	}
 }
 
