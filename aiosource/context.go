@@ -331,7 +331,9 @@ func (c *Context) dispatch(events []reactor.Event) {
 		defer c.leave(lv)
 		// Copy the events: a nested Poll in a callback reuses the reactor's buffer.
 		lv.events = append(lv.events, events...)
-		// GLib never busy-polls: leave polling mode a Poll left started (aio_prepare).
+		// GLib never busy-polls: end the polling mode a Poll left started, as aio_prepare
+		// does. What its final poll finds is dispatched below, where QEMU leaves it
+		// marked for a later dispatch.
 		c.pollSetStarted(false)
 		c.bhPoll()
 		lv.ready = c.resolve(lv.events, lv.ready)

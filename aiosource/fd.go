@@ -415,10 +415,11 @@ func (c *Context) SetEventNotifier(e *EventNotifier, read func(*EventNotifier)) 
 //
 // The callbacks belong to the handler registered now: SetEventNotifier or SetFDHandler
 // on the same fd makes a new handler without them, as in QEMU, so set them again after
-// either. They run on the thread that drives the context, and only while Poll drives
-// it: GLib iterations never busy-poll. It returns ErrClosed when e or the context is
-// closed and ErrNoHandler when no handler is registered for e's fd (QEMU ignores that
-// call). It panics if e is nil.
+// either. They run on the thread that drives the context: begin only in Poll, as GLib
+// iterations never busy-poll, and end also in the GLib iteration that follows a Poll
+// which left polling mode started. It returns ErrClosed when e or the context is closed
+// and ErrNoHandler when no handler is registered for e's fd (QEMU ignores that call).
+// It panics if e is nil.
 func (c *Context) SetEventNotifierPoll(e *EventNotifier, begin, end func(*EventNotifier)) error {
 	if e == nil {
 		panic("aiosource: SetEventNotifierPoll: nil EventNotifier")

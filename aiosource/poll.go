@@ -161,8 +161,8 @@ func (c *Context) needWait() bool { return c.pollDisabled() || c.pollIdleDropped
 // Poll callback. A handler joins it the first time its fd fires, and leaves it when its
 // Poll callback has not reported readiness for 7 s, until its fd fires again
 // (remove_idle_poll_handlers): a loop whose traffic stopped then blocks at once. See
-// SetEventNotifierPoll for the callbacks of polling mode. A negative value returns an error that is os.ErrInvalid and changes
-// nothing; after Close it returns ErrClosed.
+// SetEventNotifierPoll for the callbacks of polling mode. A negative value returns an
+// error that is os.ErrInvalid and changes nothing; after Close it returns ErrClosed.
 func (c *Context) SetPollParams(maxNS, grow, shrink int64) error {
 	for _, a := range [...]struct {
 		name string
