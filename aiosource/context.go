@@ -63,6 +63,10 @@ type Context struct {
 	resetPollTimes                  atomic.Bool // set by SetPollParams for the loop thread
 	pollHandlers                    []*fdNode
 	pollStarted                     bool
+	pollFound                       []*fdNode     // found ready by busy polling, to dispatch
+	pollIdleDropped                 int           // handlers that left polling idle (pollidle.go)
+	pollIdleNS                      int64         // POLL_IDLE_INTERVAL_NS; 0: the default
+	waits                           atomic.Uint64 // fd-monitor waits Poll made (for tests)
 
 	// bottom halves (bh.go). bhList is the lock-free list any goroutine pushes onto;
 	// slices and freeSlices belong to the thread that drives the context.
@@ -327,8 +331,13 @@ func (c *Context) dispatch(events []reactor.Event) {
 		defer c.leave(lv)
 		// Copy the events: a nested Poll in a callback reuses the reactor's buffer.
 		lv.events = append(lv.events, events...)
+		// GLib never busy-polls: end the polling mode a Poll left started, as aio_prepare
+		// does. What its final poll finds is dispatched below, where QEMU leaves it
+		// marked for a later dispatch.
+		c.pollSetStarted(false)
 		c.bhPoll()
 		lv.ready = c.resolve(lv.events, lv.ready)
+		lv.ready = c.addPollReady(lv.ready)
 		c.dispatchReady(lv.ready, 0)
 	}()
 	c.runTimers()

@@ -19,6 +19,9 @@ import (
 // Write when it is writable or in error. Poll is a busy-poll readiness check used by
 // adaptive polling (SetPollParams); it is ignored without PollReady, which runs instead
 // of Read and Write when Poll reported readiness. The zero FDHandler removes a handler.
+//
+// When every registered handler has Poll, a Poll that need not block (Poll(false))
+// looks at no fd, as QEMU's aio_poll: see Context.Poll.
 type FDHandler struct {
 	Read, Write func()
 	Poll        func() bool
@@ -43,11 +46,17 @@ type fdNode struct {
 	deleted         atomic.Bool
 	wpRead, wpWrite *watch.Point // PollReady counts as read
 
+	// io_poll_begin and io_poll_end (SetEventNotifierPoll); nil when not set. Set under
+	// c.mu from any goroutine, read by the thread that drives the context.
+	pollBeginEnd atomic.Pointer[pollBeginEnd]
+
 	// Owned by the thread that drives the context.
-	inPoll    bool   // on c.pollHandlers
-	pollReady bool   // busy polling saw it ready
-	pollNS    int64  // this handler's adaptive busy-poll time
-	readySeq  uint64 // the ready-list entry that owns it; a nested walk takes it over
+	inPoll          bool   // on c.pollHandlers
+	pollReady       bool   // busy polling saw it ready (and it is on c.pollFound)
+	idleDropped     bool   // left polling idle (remove_idle_poll_handlers) and not fired since
+	pollNS          int64  // this handler's adaptive busy-poll time
+	pollIdleTimeout int64  // when it leaves polling if its Poll never succeeds (0: unset)
+	readySeq        uint64 // the ready-list entry that owns it; a nested walk takes it over
 }
 
 // fdTable maps fd numbers to their live node. A walker reads it without a lock; writers
@@ -208,7 +217,9 @@ func (c *Context) freeDeleted() {
 	c.mu.Unlock()
 	for _, n := range dead {
 		c.removePollHandler(n)
+		c.undropIdle(n)
 		n.h = FDHandler{} // drop the callbacks; no walker can reach them any more
+		n.pollBeginEnd.Store(nil)
 	}
 }
 
@@ -274,8 +285,14 @@ func (c *Context) dispatchHandler(n *fdNode, revents uint32) bool {
 		c.dropClosedFD(n)
 		return false
 	}
-	// Handlers join busy polling the first time they fire.
+	// Handlers join busy polling the first time they fire, and after they left it idle,
+	// the first time they fire again; one that joins while busy polling is started
+	// begins polling now (aio_dispatch_handler).
 	if !n.inPoll && h.Poll != nil {
+		c.undropIdle(n)
+		if be := n.pollBeginEnd.Load(); c.pollStarted && be != nil && be.begin != nil {
+			be.begin()
+		}
 		c.addPollHandler(n)
 	}
 	if pollReady && revents == 0 && h.PollReady != nil {
@@ -368,6 +385,11 @@ func defaultErrorHandler(err error) { slog.Error("aiosource", "err", err) }
 // SetEventNotifier registers read to run when e is set (aio_set_event_notifier); a nil
 // read removes it. read receives e and usually calls e.TestAndClear. It returns
 // ErrClosed when e is closed, and SetFDHandler's errors otherwise. It panics if e is nil.
+//
+// A notifier that is also checked by busy polling (QEMU passes io_poll and
+// io_poll_ready here) is registered with SetFDHandler(e.FD(), FDHandler{Read, Poll,
+// PollReady}); SetEventNotifierPoll then adds its io_poll_begin and io_poll_end.
+// Registering again, either way, makes a new handler without them, as in QEMU.
 func (c *Context) SetEventNotifier(e *EventNotifier, read func(*EventNotifier)) error {
 	if e == nil {
 		panic("aiosource: SetEventNotifier: nil EventNotifier")
@@ -381,3 +403,53 @@ func (c *Context) SetEventNotifier(e *EventNotifier, read func(*EventNotifier)) 
 	}
 	return c.SetFDHandler(fd, FDHandler{Read: func() { read(e) }})
 }
+
+// SetEventNotifierPoll sets the callbacks that busy polling calls for the handler of e's
+// fd (aio_set_event_notifier_poll): begin when polling mode starts for it (the loop
+// spins on its Poll callback instead of sleeping in the kernel, so a device may stop
+// sending notifications, for instance), end when polling mode ends: before Poll blocks,
+// before a GLib iteration dispatches the context, or when the handler leaves polling
+// after 7 s without a successful Poll. After end, the handler's Poll callback runs once
+// more, so an event that came after the last poll and before end re-enabled
+// notifications is not lost (poll_set_started). nil for both clears them.
+//
+// The callbacks belong to the handler registered now: SetEventNotifier or SetFDHandler
+// on the same fd makes a new handler without them, as in QEMU, so set them again after
+// either. They run on the thread that drives the context: begin only in Poll, as GLib
+// iterations never busy-poll, and end also in the GLib iteration that follows a Poll
+// which left polling mode started. It returns ErrClosed when e or the context is closed
+// and ErrNoHandler when no handler is registered for e's fd (QEMU ignores that call).
+// It panics if e is nil.
+func (c *Context) SetEventNotifierPoll(e *EventNotifier, begin, end func(*EventNotifier)) error {
+	if e == nil {
+		panic("aiosource: SetEventNotifierPoll: nil EventNotifier")
+	}
+	fd := e.FD()
+	if fd < 0 {
+		return ErrClosed
+	}
+	var be *pollBeginEnd
+	if begin != nil || end != nil {
+		be = &pollBeginEnd{}
+		if begin != nil {
+			be.begin = func() { begin(e) }
+		}
+		if end != nil {
+			be.end = func() { end(e) }
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	n := c.table.Load().get(int32(fd))
+	if n == nil {
+		return fmt.Errorf("%w %d", ErrNoHandler, fd)
+	}
+	n.pollBeginEnd.Store(be)
+	return nil
+}
+
+// pollBeginEnd holds a handler's io_poll_begin and io_poll_end; either may be nil.
+type pollBeginEnd struct{ begin, end func() }

@@ -19,6 +19,12 @@ import (
 // bare Notify, an idle BH, a cancelled or deleted BH is not progress, so Poll(true)
 // returns false only when woken by Notify alone (a Notify before the call included).
 //
+// As QEMU's aio_poll, a Poll that need not block asks the kernel about fds only if some
+// registered fd handler has no Poll callback (need_wait), or, unlike QEMU, left busy
+// polling idle and has not fired since (SetPollParams): otherwise it makes no syscall,
+// so Poll(false) runs BHs and timers only, and the fds are seen by a blocking Poll, by
+// busy polling or by GLib.
+//
 // Only one thread at a time may drive the context. Poll may be called from the
 // context's own callbacks (a nested event loop). A callback's panic comes out of Poll as
 // a *glibloop.PanicError carrying the original value and stack, as it comes out of a
@@ -59,7 +65,7 @@ func (c *Context) pollWalk(blocking bool) (progress bool) {
 	if blocking {
 		timeout = c.computeTimeout()
 	}
-	progress, polled := c.tryPollMode(&timeout)
+	progress = c.tryPollMode(&timeout)
 
 	// The notify_me handshake of QEMU's aio_poll and aio_notify: announce the wait
 	// (notify_me += 2), then look at notified.
@@ -70,6 +76,11 @@ func (c *Context) pollWalk(blocking bool) (progress bool) {
 		if waiting {
 			c.r.WaitEnd()
 		}
+		if c.pollStarted {
+			// Polling mode outlives this Poll. Should GLib drive the context next, its
+			// dispatch ends it, as aio_prepare does: make that iteration dispatch.
+			c.r.SetReady(reactor.ReadyNow)
+		}
 	}()
 	if useNotifyMe {
 		waiting = true
@@ -77,10 +88,13 @@ func (c *Context) pollWalk(blocking bool) (progress bool) {
 			timeout = 0
 		}
 	}
-	if timeout != 0 || c.needWait(polled) {
+	// Without a timeout, and when every handler can be busy-polled, a Poll makes no
+	// syscall at all: Poll(false) then runs only BHs and timers.
+	if timeout != 0 || c.needWait() {
 		if c.pollStarted && timeout != 0 && c.pollSetStarted(false) {
 			timeout, progress = 0, true
 		}
+		c.waits.Add(1)
 		events, err := c.r.Wait(timeout)
 		if err != nil && !errors.Is(err, reactor.ErrClosed) {
 			c.reportError(fmt.Errorf("aiosource: Poll: wait: %w", err))
@@ -127,24 +141,28 @@ func soonest(a, b int64) int64 {
 	return b
 }
 
-// needWait reports whether Poll must ask the kernel about fds even with a zero timeout:
-// always, unless busy polling just ran over every registered handler (then the
-// handlers' own Poll callbacks have observed them).
-func (c *Context) needWait(polled bool) bool {
-	registered := int(c.nodes.Load())
-	if registered == 0 {
-		return false // the notifier is seen through its flag, timers through their lists
-	}
-	return !polled || c.pollDisableCnt.Load() != 0 || len(c.pollHandlers) < registered
-}
+// pollDisabled reports whether a registered handler has no Poll callback, so busy
+// polling cannot observe it and is not used (aio_poll_disabled).
+func (c *Context) pollDisabled() bool { return c.pollDisableCnt.Load() != 0 }
+
+// needWait reports whether Poll must ask the kernel about fds even with a zero timeout
+// (the poll and epoll fd monitors' need_wait): when a registered handler has no Poll
+// callback. The context's own notifier is seen through its flag and timers through
+// their lists, so with no handler at all there is nothing to wait for. Beyond QEMU's
+// rule, it also waits while a handler that left polling idle has not fired again
+// (pollidle.go): only the syscall can see its fd.
+func (c *Context) needWait() bool { return c.pollDisabled() || c.pollIdleDropped != 0 }
 
 // SetPollParams sets adaptive busy polling (aio_context_set_poll_params): a handler that
 // has a Poll callback may be busy-polled for up to maxNS before Poll blocks; each
 // handler's polling time grows by grow (0: ×2) while it helps and shrinks by shrink (0:
 // to zero) when it does not. maxNS 0 disables polling, the default. Busy polling is
 // used only by Poll, never under GLib, and only while every registered handler has a
-// Poll callback. A negative value returns an error that is os.ErrInvalid and changes
-// nothing; after Close it returns ErrClosed.
+// Poll callback. A handler joins it the first time its fd fires, and leaves it when its
+// Poll callback has not reported readiness for 7 s, until its fd fires again
+// (remove_idle_poll_handlers): a loop whose traffic stopped then blocks at once. See
+// SetEventNotifierPoll for the callbacks of polling mode. A negative value returns an
+// error that is os.ErrInvalid and changes nothing; after Close it returns ErrClosed.
 func (c *Context) SetPollParams(maxNS, grow, shrink int64) error {
 	for _, a := range [...]struct {
 		name string
@@ -166,43 +184,49 @@ func (c *Context) SetPollParams(maxNS, grow, shrink int64) error {
 }
 
 // tryPollMode busy-polls the poll handlers for up to the largest of their polling
-// times, cut short by the timeout (try_poll_mode). It reports progress and whether it
-// polled at all.
-func (c *Context) tryPollMode(timeout *int64) (progress, polled bool) {
+// times, cut short by the timeout (try_poll_mode), and reports progress. A zero timeout
+// (Poll(false), or work already due) means no busy polling.
+func (c *Context) tryPollMode(timeout *int64) bool {
 	if c.resetPollTimes.Swap(false) {
 		for _, n := range c.pollHandlers {
 			n.pollNS = 0
 		}
 	}
 	if len(c.pollHandlers) == 0 || c.pollMaxNS.Load() == 0 {
-		return false, false
+		return false
 	}
 	maxNS := int64(0)
 	for _, n := range c.pollHandlers {
 		maxNS = max(maxNS, n.pollNS)
 	}
 	maxNS = soonest(*timeout, maxNS)
-	if maxNS == 0 || c.pollDisableCnt.Load() != 0 {
-		return false, false
+	if maxNS == 0 || c.pollDisabled() {
+		return false
 	}
 	c.pollSetStarted(true)
-	return c.runPollHandlers(maxNS, timeout), true
+	return c.runPollHandlers(maxNS, timeout)
 }
 
-// runPollHandlers calls every poll handler's Poll until one reports readiness or maxNS
-// passed, then takes the elapsed time off the timeout (run_poll_handlers).
+// runPollHandlers calls every poll handler's Poll until one reports readiness, maxNS
+// passed or a handler without Poll was registered; then it drops the handlers idle for
+// too long and takes the elapsed time off the timeout (run_poll_handlers).
 func (c *Context) runPollHandlers(maxNS int64, timeout *int64) bool {
 	start := watch.Nanotime()
 	progress := false
+	var elapsed int64
 	for {
-		if c.runPollHandlersOnce(timeout) {
+		if c.runPollHandlersOnce(start, timeout) {
 			progress = true
 		}
-		elapsed := watch.Nanotime() - start
+		elapsed = watch.Nanotime() - start
 		maxNS = soonest(*timeout, maxNS)
-		if elapsed >= maxNS {
+		if elapsed >= maxNS || c.pollDisabled() {
 			break
 		}
+	}
+	if c.removeIdlePollHandlers(start + elapsed) {
+		*timeout = 0
+		progress = true
 	}
 	if *timeout > 0 {
 		*timeout = max(*timeout-(watch.Nanotime()-start), 0)
@@ -210,11 +234,14 @@ func (c *Context) runPollHandlers(maxNS int64, timeout *int64) bool {
 	return progress
 }
 
-func (c *Context) runPollHandlersOnce(timeout *int64) bool {
+// runPollHandlersOnce calls every poll handler's Poll once (run_poll_handlers_once). A
+// handler found ready stays in polling for another idle interval from now.
+func (c *Context) runPollHandlersOnce(now int64, timeout *int64) bool {
 	progress := false
 	for _, n := range c.pollHandlers {
 		if !n.deleted.Load() && n.h.Poll != nil && n.h.Poll() {
-			n.pollReady = true
+			c.markPollReady(n)
+			n.pollIdleTimeout = now + c.pollIdleInterval()
 			*timeout = 0
 			progress = true
 		}
@@ -227,30 +254,51 @@ func (c *Context) runPollHandlersOnce(timeout *int64) bool {
 	return progress
 }
 
-// pollSetStarted enters or leaves busy-poll mode. Leaving it polls every handler once
-// more, and reports whether one was ready (poll_set_started).
+// pollSetStarted enters or leaves polling mode, calling every poll handler's begin or
+// end callback (SetEventNotifierPoll). Leaving it polls every handler once more, in
+// case an event came between its last poll and its end callback re-enabling
+// notifications, and reports whether one was ready (poll_set_started).
 func (c *Context) pollSetStarted(started bool) bool {
 	if started == c.pollStarted {
 		return false
 	}
 	c.pollStarted = started
-	if started {
-		return false
-	}
 	progress := false
 	for _, n := range c.pollHandlers {
-		if !n.deleted.Load() && n.h.Poll != nil && n.h.Poll() {
-			n.pollReady = true
+		if n.deleted.Load() {
+			continue
+		}
+		if be := n.pollBeginEnd.Load(); be != nil {
+			if started && be.begin != nil {
+				be.begin()
+			} else if !started && be.end != nil {
+				be.end()
+			}
+		}
+		if !started && n.h.Poll != nil && n.h.Poll() {
+			c.markPollReady(n)
 			progress = true
 		}
 	}
 	return progress
 }
 
-// addPollReady appends the poll handlers that busy polling found ready and that have no
-// fd event in the ready list already.
+// markPollReady records that busy polling found n ready (aio_add_poll_ready_handler):
+// the walk's addPollReady puts it on the ready list.
+func (c *Context) markPollReady(n *fdNode) {
+	if !n.pollReady {
+		n.pollReady = true
+		c.pollFound = append(c.pollFound, n)
+	}
+}
+
+// addPollReady appends the handlers that busy polling found ready and that have no fd
+// event in the ready list already.
 func (c *Context) addPollReady(ready []readyHandler) []readyHandler {
-	for _, n := range c.pollHandlers {
+	if len(c.pollFound) == 0 {
+		return ready
+	}
+	for _, n := range c.pollFound {
 		if !n.pollReady {
 			continue
 		}
@@ -265,6 +313,8 @@ func (c *Context) addPollReady(ready []readyHandler) []readyHandler {
 			ready = c.addReady(ready, n, 0)
 		}
 	}
+	clear(c.pollFound)
+	c.pollFound = c.pollFound[:0]
 	return ready
 }
 
