@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "fdmon.h"
 #include "clock.h"
+#include "timerslack.h"
 #include "_cgo_export.h"
 
 #include <errno.h>
@@ -205,6 +206,8 @@ cshim_reactor *cshim_reactor_new(uintptr_t handle, cshim_reactor_words *w)
 int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns)
 {
 	r->nev = 0;
+	if (timeout_ns != 0)
+		cshim_timerslack_init(); /* a thread that blocks: QEMU's init_clocks() */
 	g_mutex_lock(&r->lock);
 	return r->fdmon->wait(r, timeout_ns); /* it unlocks */
 }

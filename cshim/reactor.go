@@ -132,7 +132,8 @@ func (re *Reactor) Finalized() { re.r = nil }
 
 // Wait blocks for at most timeoutNS (< 0: no limit, 0: not at all), retrying EINTR
 // with the time that remains, and returns the harvested events. They stay valid until
-// the next Wait or dispatch on this reactor. Loop thread only.
+// the next Wait or dispatch on this reactor. A blocking Wait first sets the thread's
+// timer slack to 1 ns (InitTimerSlack). Loop thread only.
 func (re *Reactor) Wait(timeoutNS int64) ([]Event, error) {
 	if re.r == nil {
 		return nil, syscall.EBADF
