@@ -64,8 +64,7 @@ func TestPollSetsTimerSlack(t *testing.T) {
 
 	calls := cshim.TimerSlackSyscalls()
 	fired, inside := 0, -1
-	var tm *aiosource.Timer
-	tm = c.NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, func() {
+	tm := c.NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, func() {
 		fired++
 		if fired == 1 {
 			inside = timerSlack()
