@@ -25,6 +25,24 @@
 // timer after Close, or scheduling from any goroutine at any time are harmless no-ops;
 // Close names what was left alive. Every message starts with "aiosource: ".
 //
+// # Timer slack
+//
+// QEMU's init_clocks() sets the timer slack of its main thread to 1 ns
+// (prctl(PR_SET_TIMERSLACK, 1)), and every thread QEMU creates later inherits it.
+// Without it the kernel may end a ppoll or epoll_wait timeout up to the default slack,
+// 50 µs, late; timerfd expiries get no slack. Linux keeps the slack per thread, and a
+// Go program does not choose the threads its goroutines run on, so glibaio sets it on
+// each thread that waits for a context: when glibloop.Loop.Run or MainLoop.Run starts
+// driving, when an IOThread's thread starts, and before the first wait of Poll(true) on
+// any thread. Each OS thread makes the syscall once; afterwards the check is one
+// thread-local load, so no Poll pays for it. As in QEMU the slack is never restored:
+// the thread keeps 1 ns for the rest of its life, also once Run or Poll has returned
+// and other goroutines run there, and threads it creates inherit it. A slack the program
+// sets on such a thread afterwards stays. Poll(false), glibloop.MainContext.Iteration
+// and foreign drivers (gtk_main) leave it alone; a program that drives a context that
+// way can set it on the driving thread with unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0,
+// 0). Timers under GLib do not depend on it: the context's timerfd ends those waits.
+//
 // # Units
 //
 // Timers count in QEMU's units: int64 nanoseconds on a ClockType, and a timer's scale

@@ -19,7 +19,9 @@ const DefaultIOThreadPollMaxNS = 32768
 // IOThread is a goroutine locked to its own OS thread that runs an AioContext with
 // Poll(true), as QEMU's IOThread does. The context's GSource is attached to the thread's
 // own GMainContext (pushed as its thread default) under the name "IO <id> aio-context".
-// Schedule work onto it from anywhere through Context.
+// Schedule work onto it from anywhere through Context. The thread's timer slack is 1 ns
+// from its start, as in QEMU, where every thread inherits it from init_clocks(); see
+// Timer slack in the package documentation.
 type IOThread struct {
 	id      string
 	ctx     *Context
@@ -57,6 +59,7 @@ func (t *IOThread) run(started chan<- struct{}) {
 	defer close(t.done)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	t.startThread() // timer slack 1 ns from the first callback on (timerslack.go)
 	t.gctx.PushThreadDefault()
 	defer t.gctx.PopThreadDefault()
 	t.tid.Store(int64(unix.Gettid()))

@@ -70,7 +70,9 @@ func (l *MainLoop) SetFDHandler(fd int, read, write func()) error {
 
 // Run drives the GLib context until Quit or ctx is done (glibloop.Loop.Run), and returns
 // what glibloop.Loop.Run returns, as it is: nil, ctx's error, or one of Loop.Run's
-// errors (glibloop.ErrNotOwner, glibloop.ErrContextGone, ...).
+// errors (glibloop.ErrNotOwner, glibloop.ErrContextGone, ...). As glibloop.Loop.Run
+// does, it sets the calling OS thread's timer slack to 1 ns (QEMU's init_clocks()) and
+// does not restore it; see Timer slack in the package documentation.
 func (l *MainLoop) Run(ctx context.Context) error { return l.loop.Run(ctx) }
 
 // Quit ends Run from any goroutine.

@@ -30,6 +30,10 @@ import (
 // a *glibloop.PanicError carrying the original value and stack, as it comes out of a
 // GLib iteration, once the context's bookkeeping has been restored; work that was
 // queued and did not run yet runs in the next Poll. After Close it returns false.
+//
+// Before it first blocks on an OS thread, Poll(true) sets that thread's timer slack to
+// 1 ns, once per thread and for the rest of the thread's life, as QEMU's init_clocks()
+// does; Poll(false) never changes it. See Timer slack in the package documentation.
 func (c *Context) Poll(blocking bool) bool {
 	if c.closed.Load() {
 		return false

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "cshim.h"
 #include "clock.h"
+#include "timerslack.h"
 #include "_cgo_export.h"
 
 #include <errno.h>
@@ -380,6 +381,7 @@ static int loop_run(GMainContext *c, cshim_loop *l, gint64 max_iterations)
 	int err = 0;
 	if (!g_main_context_acquire(c))
 		return 1;
+	cshim_timerslack_init(); /* this thread waits for c from here: QEMU's init_clocks() */
 	while (!__atomic_load_n(&l->quit, __ATOMIC_ACQUIRE) && !cshim_panic) {
 		err = loop_iterate(c, l);
 		l->iterations++;

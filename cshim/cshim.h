@@ -55,7 +55,8 @@ guint cshim_unix_fd_add(GMainContext *c, gint priority, gint fd, GIOCondition co
 /* The loop driver: QEMU's os_host_main_loop_wait over a GMainContext, repeated until
  * quit is set, a trampoline panicked, or (max_iterations > 0) that many iterations ran.
  * The context must be owned by the calling thread. The fd array is C memory that grows
- * until g_main_context_query's answer fits. */
+ * until g_main_context_query's answer fits. Once it owns the context it sets the
+ * thread's timer slack to 1 ns (cshim_timerslack_init, timerslack.h). */
 typedef struct {
 	int quit;          /* set by any thread with an atomic store, then wake the context */
 	GPollFD *fds;

@@ -103,7 +103,7 @@ func (l *Loop) Free() {
 // ppoll with a nanosecond timeout retried on EINTR, check and dispatch. It acquires ctx
 // for the duration and reports notOwner, doing nothing, if another thread owns it; a
 // ppoll failure other than EINTR ends it with that errno. The caller should be locked
-// to its OS thread.
+// to its OS thread, whose timer slack it sets to 1 ns (InitTimerSlack).
 func (l *Loop) Run(ctx unsafe.Pointer, maxIterations int64) (notOwner bool, errno syscall.Errno, p *Panic) {
 	r := C.cshim_loop_run(ctxp(ctx), l.c, C.gint64(maxIterations))
 	p = taken(r.panic)

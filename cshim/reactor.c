@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "fdmon.h"
 #include "clock.h"
+#include "timerslack.h"
 #include "_cgo_export.h"
 
 #include <errno.h>
@@ -202,9 +203,18 @@ cshim_reactor *cshim_reactor_new(uintptr_t handle, cshim_reactor_words *w)
 	return r;
 }
 
-int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns)
+int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns, gint64 start_ns)
 {
 	r->nev = 0;
+	if (timeout_ns != 0)
+		cshim_timerslack_init(); /* a thread that blocks: QEMU's init_clocks() */
+	/* Count the timeout from start_ns, so the crossing from Go (entersyscall, which may
+	 * wake the runtime's sysmon thread) does not make the wait end that much later. */
+	if (timeout_ns > 0 && start_ns > 0) {
+		timeout_ns -= cshim_now_ns() - start_ns;
+		if (timeout_ns < 0)
+			timeout_ns = 0;
+	}
 	g_mutex_lock(&r->lock);
 	return r->fdmon->wait(r, timeout_ns); /* it unlocks */
 }

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"unsafe"
+
+	"github.com/glibaio/glibaio/internal/watch"
 )
 
 // Ready bits of a Reactor: what prepare and check report without crossing into Go.
@@ -132,12 +134,24 @@ func (re *Reactor) Finalized() { re.r = nil }
 
 // Wait blocks for at most timeoutNS (< 0: no limit, 0: not at all), retrying EINTR
 // with the time that remains, and returns the harvested events. They stay valid until
-// the next Wait or dispatch on this reactor. Loop thread only.
+// the next Wait or dispatch on this reactor. The timeout counts from the call, not from
+// when C starts to wait, so the crossing into C (which may wake the runtime's sysmon
+// thread) does not end the wait later. A blocking Wait first sets the thread's timer
+// slack to 1 ns (InitTimerSlack). Loop thread only.
 func (re *Reactor) Wait(timeoutNS int64) ([]Event, error) {
+	var start int64
+	if timeoutNS > 0 {
+		start = watch.Nanotime() // the C side counts the timeout from here (cshim_reactor_wait)
+	}
+	return re.wait(timeoutNS, start)
+}
+
+// wait is Wait with a timeout that counts from startNS (CLOCK_MONOTONIC; 0: from now).
+func (re *Reactor) wait(timeoutNS, startNS int64) ([]Event, error) {
 	if re.r == nil {
 		return nil, syscall.EBADF
 	}
-	if err := errno(C.cshim_reactor_wait(re.r, C.gint64(timeoutNS))); err != nil {
+	if err := errno(C.cshim_reactor_wait(re.r, C.gint64(timeoutNS), C.gint64(startNS))); err != nil {
 		return nil, err
 	}
 	return re.Events(), nil

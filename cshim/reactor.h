@@ -90,8 +90,10 @@ cshim_reactor *cshim_reactor_new(uintptr_t handle, cshim_reactor_words *w);
 cshim_reactor_words *cshim_reactor_words_new(void);
 void cshim_reactor_words_free(cshim_reactor_words *w);
 /* Blocks (timeout_ns < 0: until an event; 0: not at all) on the kick and timer fds and
- * every watched fd, and harvests their events into r->ev. Returns 0 or -errno. */
-int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns);
+ * every watched fd, and harvests their events into r->ev. A timeout counts from
+ * start_ns (CLOCK_MONOTONIC; 0: from now). Returns 0 or -errno. A blocking wait first
+ * sets the thread's timer slack to 1 ns (cshim_timerslack_init). */
+int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns, gint64 start_ns);
 /* Writes the kick eventfd. */
 int cshim_reactor_kick(int kickfd);
 /* Watch, change or forget fd (events: EPOLLIN | EPOLLOUT). tag comes back with every

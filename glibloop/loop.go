@@ -52,6 +52,16 @@ func (l *Loop) Context() *MainContext { return l.ctx }
 // as g_main_loop_quit does. A Quit that comes before Run starts is forgotten, as in GLib;
 // use ctx to stop a loop that may not have started yet. A callback's panic is raised
 // again from Run as a *PanicError.
+//
+// Once it owns the context, Run sets the calling OS thread's timer slack to 1 ns
+// (prctl(PR_SET_TIMERSLACK, 1)), as QEMU's init_clocks() does for its main loop, so a
+// ppoll timeout ends when it is due instead of up to the kernel's default slack (50 µs)
+// later. The syscall is made once per OS thread: a later Run on the same thread costs a
+// thread-local load. Like QEMU, Run does not restore the slack on return: the thread
+// keeps 1 ns for the rest of its life, also after Run unlocks it and other goroutines run
+// there, and threads it creates inherit it (prctl(2)). A slack the program sets on the
+// thread afterwards stays; glibaio does not set it again. Iteration and foreign drivers
+// (gtk_main) leave the slack alone.
 func (l *Loop) Run(ctx context.Context) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()

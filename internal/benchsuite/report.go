@@ -186,6 +186,14 @@ func Run(cfg Config, progress func(string)) ([]Row, *Scaling, error) {
 		OursNS: p99, Baseline: "GSource with g_source_set_ready_time", BaselineNS: us(rt, 99),
 		Ratio: p99 / us(rt, 99), Target: "p99 <= 250 µs", Pass: p99 <= 250})
 
+	// 6b. Timer lateness under Poll(true), against a bare timerfd (polltimer.go).
+	progress("timer lateness under Poll")
+	pt, err := pollTimerRows(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows = append(rows, pt...)
+
 	// 7. Poll ping-pong between two IOThreads.
 	progress("IOThread ping-pong")
 	ppRounds := cfg.Ops

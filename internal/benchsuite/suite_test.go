@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/glibaio/glibaio/internal/leakcheck"
 
 	"github.com/glibaio/glibaio/glibloop"
@@ -130,6 +132,37 @@ func BenchmarkTimerLateness(b *testing.B) {
 	}
 }
 
+func BenchmarkPollTimerLateness(b *testing.B) {
+	report := func(b *testing.B, d []time.Duration, err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(lateUS(d, 50), "p50-µs")
+		b.ReportMetric(lateUS(d, 99), "p99-µs")
+	}
+	period := 1500 * time.Microsecond
+	b.Run("glibaio-Poll", func(b *testing.B) {
+		d, err := PollTimerLateness(period, max(b.N, 100), false)
+		report(b, d, err)
+	})
+	b.Run("glibaio-Poll-default-slack", func(b *testing.B) {
+		d, err := PollTimerLateness(period, max(b.N, 100), true)
+		report(b, d, err)
+	})
+	b.Run("bare-timerfd", func(b *testing.B) {
+		d, err := BareTimerLateness(cbaseline.TimerBareFD, period, max(b.N, 100))
+		report(b, d, err)
+	})
+	b.Run("bare-ppoll", func(b *testing.B) {
+		d, err := BareTimerLateness(cbaseline.TimerBarePPoll, period, max(b.N, 100))
+		report(b, d, err)
+	})
+	b.Run("ppoll-from-Go", func(b *testing.B) {
+		d, err := CgoPPollLateness(period, max(b.N, 100))
+		report(b, d, err)
+	})
+}
+
 func BenchmarkPingPong(b *testing.B) {
 	b.Run("glibaio-IOThreads", func(b *testing.B) {
 		d, err := PingPong(max(b.N, 10))
@@ -152,7 +185,7 @@ func TestSuiteRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 14 || len(sc.Ours) != len(FDCounts) || len(sc.GLib) != len(FDCounts) {
+	if len(rows) != 16 || len(sc.Ours) != len(FDCounts) || len(sc.GLib) != len(FDCounts) {
 		t.Fatalf("%d rows, %d/%d scaling points", len(rows), len(sc.Ours), len(sc.GLib))
 	}
 	js, _ := json.Marshal(rows[0])
@@ -164,6 +197,35 @@ func TestSuiteRuns(t *testing.T) {
 	for _, r := range rows {
 		if r.OursNS < 0 || (r.Baseline != "-" && r.BaselineNS <= 0) {
 			t.Errorf("row %q has no measurement: %+v", r.Name, r)
+		}
+	}
+}
+
+// The Poll timer rows measure what they claim: each expiry once, on a thread whose slack
+// Poll set to 1 ns itself, or that keeps the kernel's default 50 µs for the "default
+// slack" figure; the floors run with slack 1 ns.
+func TestPollTimerLatenessSlack(t *testing.T) {
+	leakcheck.Handles(t)
+	for _, def := range []bool{false, true} {
+		want := 1
+		if def {
+			want = DefaultSlackNS
+		}
+		var seen []int
+		d, err := pollTimerLateness(200*time.Microsecond, 5, def, func() {
+			ns, _ := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
+			seen = append(seen, ns)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d) != 5 || len(seen) != 5 {
+			t.Fatalf("default slack %v: %d lateness samples, %d expiries for 5 rounds", def, len(d), len(seen))
+		}
+		for i, ns := range seen {
+			if ns != want || d[i] < 0 {
+				t.Fatalf("default slack %v: expiry %d ran %v late with slack %d ns, want slack %d", def, i, d[i], ns, want)
+			}
 		}
 	}
 }

@@ -2,7 +2,9 @@
 #include "loops.h"
 #include "source.h"
 #include "clock.h"
+#include <errno.h>
 #include <glib-unix.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -150,8 +152,54 @@ static int tfd_lateness(GMainContext *c, gint64 period_ns, int rounds, gint64 *o
 	return 0;
 }
 
+/* ---- bare ppoll timeout: the floor of a wait that ends on a ppoll timeout rather than
+ * a timerfd, as aiosource's Poll(true) on its poll backend. It polls an eventfd that
+ * never fires, as Poll polls its kick eventfd. */
+static int ppoll_lateness(gint64 period_ns, int rounds, gint64 *out)
+{
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (efd < 0)
+		return -1;
+	for (int i = 0; i < rounds; i++) {
+		gint64 exp = cshim_now_ns() + period_ns, left = period_ns;
+		for (;;) {
+			struct pollfd p = {.fd = efd, .events = POLLIN};
+			struct timespec ts = {.tv_sec = left / 1000000000LL, .tv_nsec = left % 1000000000LL};
+			if (ppoll(&p, 1, &ts, NULL) >= 0)
+				break;
+			if (errno != EINTR) {
+				close(efd);
+				return -1;
+			}
+			left = exp - cshim_now_ns(); /* a Go runtime signal: wait out the rest */
+			if (left < 0)
+				left = 0;
+		}
+		out[i] = cshim_now_ns() - exp;
+	}
+	close(efd);
+	return 0;
+}
+
+int cb_ppoll_until(int fd, gint64 deadline_ns)
+{
+	for (;;) {
+		gint64 left = deadline_ns - cshim_now_ns();
+		if (left < 0)
+			left = 0;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		struct timespec ts = {.tv_sec = left / 1000000000LL, .tv_nsec = left % 1000000000LL};
+		if (ppoll(&p, 1, &ts, NULL) >= 0)
+			return 0;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
 int cb_timer_lateness(GMainContext *c, int mode, gint64 period_ns, int rounds, gint64 *out)
 {
+	if (mode == 3)
+		return ppoll_lateness(period_ns, rounds, out);
 	if (mode == 2)
 		return tfd_lateness(c, period_ns, rounds, out);
 	if (mode == 1) {

@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"errors"
+	"syscall"
 	"time"
 	"unsafe"
 )
@@ -32,10 +33,12 @@ const (
 	TimerReadyTime = 0 // a GSource re-armed with g_source_set_ready_time under g_main_loop_run
 	TimerBareFD    = 1 // a bare timerfd read in a loop: the floor
 	TimerFDSource  = 2 // a C GSource polling a timerfd under g_main_loop_run
+	TimerBarePPoll = 3 // a bare ppoll timeout on an idle eventfd, in a loop
 )
 
 // TimerLateness re-arms a timer of the given period rounds times and returns how late
-// each expiry was handled.
+// each expiry was handled. The bare modes run on the calling OS thread, with its timer
+// slack: lock it and set the slack first for a meaningful floor.
 func TimerLateness(ctx unsafe.Pointer, mode int, period time.Duration, rounds int) ([]time.Duration, error) {
 	out := make([]C.gint64, rounds)
 	if C.cb_timer_lateness((*C.GMainContext)(ctx), C.int(mode), C.gint64(period), C.int(rounds), &out[0]) != 0 {
@@ -46,6 +49,16 @@ func TimerLateness(ctx unsafe.Pointer, mode int, period time.Duration, rounds in
 		res[i] = time.Duration(v)
 	}
 	return res, nil
+}
+
+// PPollUntil runs one ppoll on fd (an idle eventfd) until deadlineNS, CLOCK_MONOTONIC,
+// computing the relative timeout in C. Timed from Go, it is the floor of a Go loop that
+// waits in C for a ppoll timeout: the same wait plus the return from cgo.
+func PPollUntil(fd int, deadlineNS int64) error {
+	if r := C.cb_ppoll_until(C.int(fd), C.gint64(deadlineNS)); r < 0 {
+		return syscall.Errno(-r)
+	}
+	return nil
 }
 
 // PingPong runs rounds round trips between two C threads through two eventfds and

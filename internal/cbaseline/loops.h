@@ -9,10 +9,18 @@
 void cb_unix_fd_sources_add(GMainContext *c, const int *fds, int n);
 void cb_unix_fd_sources_remove(GMainContext *c);
 
-/* Timer lateness: rounds re-arms of a period_ns timer under g_main_loop_run, lateness
- * of each expiry (ns) written to out. mode 0: a GSource with g_source_set_ready_time;
- * mode 1: a bare timerfd read in a loop (the floor). Returns 0 or -1. */
+/* Timer lateness: rounds re-arms of a period_ns timer, lateness of each expiry (ns)
+ * written to out. mode 0: a GSource with g_source_set_ready_time under g_main_loop_run;
+ * mode 1: a bare timerfd read in a loop (the floor); mode 2: a C GSource polling a
+ * timerfd under g_main_loop_run; mode 3: a bare ppoll timeout in a loop (the floor of
+ * waits that end on a ppoll timeout). Modes 1 and 3 run on the calling thread, with
+ * its timer slack. Returns 0 or -1. */
 int cb_timer_lateness(GMainContext *c, int mode, gint64 period_ns, int rounds, gint64 *out);
+
+/* One ppoll on fd until deadline_ns (CLOCK_MONOTONIC): the relative timeout is computed
+ * here, so the caller's crossing into C is not added to it; EINTR waits out the rest.
+ * Returns 0 or -errno. */
+int cb_ppoll_until(int fd, gint64 deadline_ns);
 
 /* Two threads ping-pong through two eventfds with epoll_wait, rounds round trips.
  * Returns the elapsed ns. */

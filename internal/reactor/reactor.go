@@ -121,7 +121,8 @@ const EventNVAL uint32 = cshim.NVAL
 
 // Wait blocks for at most timeoutNS nanoseconds (< 0: until an event; 0: not at all),
 // retrying EINTR, and returns the harvested events, valid until the next Wait or
-// dispatch. Only the thread that runs the loop may call it.
+// dispatch. A blocking Wait first sets the thread's timer slack to 1 ns, once per
+// thread (InitTimerSlack). Only the thread that runs the loop may call it.
 func (r *Reactor) Wait(timeoutNS int64) ([]Event, error) {
 	ev, err := r.c.Wait(timeoutNS)
 	if err != nil && !r.alive() {
