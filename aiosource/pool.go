@@ -63,8 +63,9 @@ const (
 )
 
 // Request is one thread-pool request, the BlockAIOCB that QEMU's thread_pool_submit_aio
-// returns. SubmitAIO returns it; Cancel and CancelSync act on it. Every method is a
-// no-op once the request has completed, so a Request may be kept as long as wanted.
+// returns. SubmitAIO returns it; Cancel and CancelSync act on it. QEMU frees the AIOCB
+// once its callback ran; a Request stays valid, and its methods do nothing once it has
+// completed (the zero Request counts as completed).
 type Request struct {
 	pool       *pool
 	work       func() error
@@ -161,9 +162,10 @@ func (c *Context) SetThreadPoolGrace(d time.Duration) {
 // it schedules itself again, so a done that drains (a nested Poll or GLib iteration)
 // still sees the requests that finished with its own. The order is QEMU's: each time,
 // of the requests that have finished, the one submitted last completes first. This is
-// neither submission nor finishing order; as in QEMU, do not rely on any order. After
-// a burst of completions the BH yields to the rest of the loop, then goes on in the
-// next pass.
+// neither submission nor finishing order; as in QEMU, do not rely on any order. One run
+// of the BH delivers at most as many completions as were ready when it started; the
+// rest, with those that finished meanwhile, follow in the next BH pass, once the other
+// handlers had their turn (QEMU's BH goes on until none is left).
 //
 // A panic in work is raised again, as a *glibloop.PanicError with the original value and
 // stack, from the call that drives the context when the completion runs; done is not
@@ -323,11 +325,11 @@ func (p *pool) worker(w *worker) {
 	if w.timer != nil {
 		w.timer.Stop()
 	}
-	// A worker that leaves because the pool shrank may have been woken for a request:
-	// pass it on, as QEMU signals request_cond once more.
-	if p.head != nil && len(p.idle) > 0 {
-		p.wakeIdle()
-	}
+	// QEMU signals request_cond once more here, since a surplus worker that leaves may
+	// have taken the signal meant for a request. Here no wakeup is lost: each request
+	// queued while workers idled took one off the idle list, and update woke one idle
+	// worker per worker above the maximum. So the woken workers that stay cover the
+	// queued requests, and busy ones look at the queue when their work returns.
 	p.mu.Unlock()
 }
 

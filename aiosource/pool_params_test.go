@@ -155,34 +155,43 @@ func TestThreadPoolMaxShrinks(t *testing.T) {
 func TestThreadPoolParamsStress(t *testing.T) {
 	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
-		aiosource.SetThreadPoolIdleTimeout(m.ctx, 100*time.Microsecond)
-		const jobs = 2000
-		var stop atomic.Bool
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				hi := 1 + rand.IntN(4)
-				m.ctx.SetThreadPoolParams(rand.IntN(hi+1), hi)
-				time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
-			}
-		}()
-		completed := 0
-		for i := range jobs {
-			m.ctx.Submit(func() error {
-				if i%7 == 0 {
-					time.Sleep(50 * time.Microsecond)
-				}
-				return nil
-			}, func(error) { completed++ })
-			if i%50 == 0 {
-				m.iterate(false)
-				time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
-			}
+		for _, idle := range []time.Duration{100 * time.Microsecond, time.Hour} {
+			aiosource.SetThreadPoolIdleTimeout(m.ctx, idle)
+			threadPoolStress(t, m)
 		}
-		m.drive(t, "every completion", func() bool { return completed == jobs })
-		stop.Store(true)
-		wg.Wait()
 	})
+}
+
+// threadPoolStress submits jobs while another goroutine changes the pool's
+// parameters. With an idle timeout of an hour, a lost wakeup shows as a completion that
+// never comes.
+func threadPoolStress(t *testing.T, m *mode) {
+	const jobs = 2000
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			hi := 1 + rand.IntN(4)
+			m.ctx.SetThreadPoolParams(rand.IntN(hi+1), hi)
+			time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
+		}
+	}()
+	completed := 0
+	for i := range jobs {
+		m.ctx.Submit(func() error {
+			if i%7 == 0 {
+				time.Sleep(50 * time.Microsecond)
+			}
+			return nil
+		}, func(error) { completed++ })
+		if i%50 == 0 {
+			m.iterate(false)
+			time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+		}
+	}
+	m.drive(t, "every completion", func() bool { return completed == jobs })
+	stop.Store(true)
+	wg.Wait()
 }
