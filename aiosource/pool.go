@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/glibaio/glibaio/glibloop"
+	"github.com/glibaio/glibaio/internal/watch"
 )
 
 // DefaultThreadPoolSize is the default bound on thread-pool goroutines, as QEMU's
@@ -42,17 +43,20 @@ type pool struct {
 	stopped     bool
 	grace       time.Duration
 	idleTimeout time.Duration
+	reaper      *time.Timer // ends the wait of workers idle for idleTimeout
+	reaperArmed bool
 
 	done  atomic.Pointer[Request] // finished, not yet seen by the loop; LIFO, any goroutine pushes
 	bh    *BH                     // the completion BH (thread_pool_completion_bh)
 	ready []*Request              // finished requests seen by the loop: a max-heap on seq (loop thread)
 }
 
-// worker is one pool goroutine (QEMU's worker_thread). A submitter that takes it off
-// the idle list sends it one token on wake, under the pool's lock.
+// worker is one pool goroutine (QEMU's worker_thread). Whoever takes it off the idle
+// list sends it one token on wake, under the pool's lock.
 type worker struct {
 	wake  chan struct{}
-	timer *time.Timer
+	since int64 // when it went idle (watch.Nanotime)
+	reap  bool  // the reaper took it off the idle list: exit
 }
 
 // Request states, under the pool's lock (QEMU's ThreadState).
@@ -143,6 +147,7 @@ func (p *pool) update() {
 	for i := p.cur; i > p.max && len(p.idle) > 0; i-- {
 		p.wakeIdle()
 	}
+	p.armReaper()
 }
 
 // SetThreadPoolGrace sets how long Close waits for work in flight before it reports it
@@ -321,9 +326,8 @@ func (p *pool) worker(w *worker) {
 		p.mu.Lock()
 		p.running--
 	}
-	p.cur--
-	if w.timer != nil {
-		w.timer.Stop()
+	if !w.reap {
+		p.cur-- // the reaper counted its own
 	}
 	// QEMU signals request_cond once more here, since a surplus worker that leaves may
 	// have taken the signal meant for a request. Here no wakeup is lost: each request
@@ -333,36 +337,62 @@ func (p *pool) worker(w *worker) {
 	p.mu.Unlock()
 }
 
-// waitIdle waits for a request with the worker on the idle list; it is called and
-// returns with p.mu held. It reports false when the worker should exit: it waited the
-// idle timeout for nothing while the pool has more workers than its minimum.
+// waitIdle waits on the idle list until a request or the reaper wakes the worker; it
+// is called and returns with p.mu held. It reports false when the reaper woke it: the
+// worker waited the idle timeout for nothing while the pool had more workers than its
+// minimum, and exits.
+//
+// QEMU's workers each wait on the request condition with a 10 s timeout. A timer per
+// wait costs more than the rest of a request's round trip here, so one timer, the
+// reaper, serves the whole idle list: workers are woken most recently idle first, so
+// the first on the list has waited longest, and the reaper's deadline is its.
 func (p *pool) waitIdle(w *worker) bool {
+	w.since = watch.Nanotime()
 	p.idle = append(p.idle, w)
-	d := p.idleTimeout
+	if !p.reaperArmed {
+		p.armReaper()
+	}
 	p.mu.Unlock()
-	if w.timer == nil {
-		w.timer = time.NewTimer(d)
-	} else {
-		w.timer.Reset(d) // no stale expiry can come after Reset (Go 1.23 timers)
-	}
-	select {
-	case <-w.wake:
-		p.mu.Lock()
-		return true
-	case <-w.timer.C:
-	}
-	p.mu.Lock()
-	for i, x := range p.idle {
-		if x == w {
-			n := copy(p.idle[i:], p.idle[i+1:])
-			p.idle[i+n] = nil
-			p.idle = p.idle[:i+n]
-			return p.head != nil || p.cur <= p.min
-		}
-	}
-	// Woken as the timer fired: the token was sent under p.mu, so it is there.
 	<-w.wake
-	return true
+	p.mu.Lock()
+	return !w.reap
+}
+
+// armReaper sets the reaper for the deadline of the longest-idle worker, if the pool
+// has workers above its minimum; it runs under p.mu.
+func (p *pool) armReaper() {
+	if p.reaperArmed || len(p.idle) == 0 || p.cur <= p.min || p.stopped {
+		return
+	}
+	d := time.Duration(p.idle[0].since + int64(p.idleTimeout) - watch.Nanotime())
+	if p.reaper == nil {
+		p.reaper = time.AfterFunc(d, p.reap)
+	} else {
+		p.reaper.Reset(d)
+	}
+	p.reaperArmed = true
+}
+
+// reap ends the wait of the workers idle for the idle timeout, longest-idle first, while
+// no request is queued and the pool has more workers than its minimum.
+func (p *pool) reap() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reaperArmed = false
+	now := watch.Nanotime()
+	for len(p.idle) > 0 && p.head == nil && p.cur > p.min && !p.stopped {
+		w := p.idle[0]
+		if now-w.since < int64(p.idleTimeout) {
+			break
+		}
+		n := copy(p.idle, p.idle[1:])
+		p.idle[n] = nil
+		p.idle = p.idle[:n]
+		w.reap = true
+		p.cur--
+		w.wake <- struct{}{}
+	}
+	p.armReaper()
 }
 
 // run calls work, turning a panic into a *glibloop.PanicError for the loop to raise.
@@ -500,6 +530,9 @@ func (p *pool) close() (problems []string, panicked *glibloop.PanicError) {
 	p.head, p.tail = nil, nil
 	for len(p.idle) > 0 {
 		p.wakeIdle() // each sees the pool stopped and exits
+	}
+	if p.reaper != nil {
+		p.reaper.Stop()
 	}
 	deadline := time.Now().Add(p.grace)
 	for p.running > 0 && time.Now().Before(deadline) {

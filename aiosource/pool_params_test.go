@@ -14,16 +14,16 @@ import (
 	"github.com/glibaio/glibaio/aiosource"
 )
 
-// waitWorkers waits until c's pool has want workers, or fails after 10 s.
+// waitWorkers waits until c's pool has want workers, all idle, or fails after 10 s.
 func waitWorkers(t *testing.T, c *aiosource.Context, want int) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		n, _ := aiosource.ThreadPoolWorkers(c)
-		if n == want {
+		n, idle := aiosource.ThreadPoolWorkers(c)
+		if n == want && idle == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d workers after 10 s, want %d", n, want)
+			t.Fatalf("%d workers (%d idle) after 10 s, want %d idle", n, idle, want)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -113,6 +113,26 @@ func TestThreadPoolMinIdle(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitWorkers(t, m.ctx, 0)
+	})
+}
+
+// Each worker gets the whole idle timeout from when it last went idle: one that ran a
+// request lately outlives one idle since earlier.
+func TestThreadPoolIdleTimeoutPerWorker(t *testing.T) {
+	leakcheck.Handles(t)
+	eachMode(t, func(t *testing.T, m *mode) {
+		const idle = 100 * time.Millisecond
+		aiosource.SetThreadPoolIdleTimeout(m.ctx, idle)
+		runJobs(t, m, 2)
+		time.Sleep(idle / 2)
+		var end time.Time
+		completed := false
+		m.ctx.Submit(func() error { end = time.Now(); return nil }, func(error) { completed = true })
+		m.drive(t, "the late request", func() bool { return completed })
+		waitWorkers(t, m.ctx, 0)
+		if since := time.Since(end); since < idle {
+			t.Fatalf("the last worker exited %v after its request, before the idle timeout %v", since, idle)
+		}
 	})
 }
 
