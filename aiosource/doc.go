@@ -11,7 +11,9 @@
 //
 // Names follow QEMU: BH (QEMUBH), Notify (aio_notify), Poll (aio_poll), SetFDHandler
 // (aio_set_fd_handler), Timer.Mod (timer_mod), ScheduleOneshot
-// (aio_bh_schedule_oneshot), Submit (thread_pool_submit_aio).
+// (aio_bh_schedule_oneshot), Submit and SubmitAIO (thread_pool_submit_aio),
+// Request.Cancel (thread_pool_cancel, through bdrv_aio_cancel_async), SetThreadPoolParams
+// (aio_context_set_thread_pool_params).
 //
 // # Errors and misuse
 //

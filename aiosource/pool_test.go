@@ -257,3 +257,183 @@ func TestCloseDeliversEveryCompletion(t *testing.T) {
 		}
 	}
 }
+
+// Ports, in our own code, of QEMU's tests/unit/test-thread-pool.c, each through Poll
+// and through GLib iterations. /thread-pool/submit-co waits for coroutines.
+
+// workerTestData is QEMU's WorkerTestData: ret is unix.EINPROGRESS until done runs.
+type workerTestData struct {
+	req *aiosource.Request
+	n   atomic.Int32
+	ret error
+}
+
+// workerCB is QEMU's worker_cb: n++.
+func (d *workerTestData) workerCB() error { d.n.Add(1); return nil }
+
+// doneCB is QEMU's done_cb: it runs once per request, stores the result, forgets the
+// request and counts it off active.
+func (d *workerTestData) doneCB(t *testing.T, active *int) func(error) {
+	return func(err error) {
+		if d.ret != unix.EINPROGRESS && d.ret != unix.ECANCELED {
+			t.Errorf("done ran with ret already %v", d.ret)
+		}
+		d.ret, d.req = err, nil
+		*active--
+	}
+}
+
+// /thread-pool/submit-no-complete: work submitted without a completion runs.
+func TestThreadPoolSubmitNoComplete(t *testing.T) {
+	leakcheck.Handles(t)
+	eachMode(t, func(t *testing.T, m *mode) {
+		var d workerTestData
+		m.ctx.Submit(d.workerCB, nil)
+		for d.n.Load() == 0 {
+			m.iterate(true)
+		}
+		if n := d.n.Load(); n != 1 {
+			t.Fatalf("n = %d, want 1", n)
+		}
+	})
+}
+
+// /thread-pool/submit-aio: done does not run before the loop is driven, then once.
+func TestThreadPoolSubmitAIO(t *testing.T) {
+	leakcheck.Handles(t)
+	eachMode(t, func(t *testing.T, m *mode) {
+		d := workerTestData{ret: unix.EINPROGRESS}
+		active := 1
+		d.req = m.ctx.SubmitAIO(d.workerCB, d.doneCB(t, &active))
+		if d.ret != unix.EINPROGRESS {
+			t.Fatal("done ran before the loop was driven")
+		}
+		for d.ret == unix.EINPROGRESS {
+			m.iterate(true)
+		}
+		if active != 0 || d.n.Load() != 1 || d.ret != nil {
+			t.Fatalf("active %d, n %d, ret %v; want 0, 1, nil", active, d.n.Load(), d.ret)
+		}
+	})
+}
+
+// submitMany is /thread-pool/submit-many: more requests than workers all complete.
+func submitMany(t *testing.T, m *mode) {
+	t.Helper()
+	var data [100]workerTestData
+	active := len(data)
+	for i := range data {
+		data[i].ret = unix.EINPROGRESS
+		data[i].req = m.ctx.SubmitAIO(data[i].workerCB, data[i].doneCB(t, &active))
+	}
+	for active > 0 {
+		m.iterate(true)
+	}
+	for i := range data {
+		if n := data[i].n.Load(); n != 1 || data[i].ret != nil {
+			t.Fatalf("request %d: n %d, ret %v; want 1, nil", i, n, data[i].ret)
+		}
+	}
+}
+
+func TestThreadPoolSubmitMany(t *testing.T) {
+	leakcheck.Handles(t)
+	eachMode(t, func(t *testing.T, m *mode) { submitMany(t, m) })
+}
+
+// /thread-pool/cancel and /thread-pool/cancel-async: of 100 long requests on 64
+// workers, those not started are cancelled (their n goes 0 to 4 first) and complete
+// with ECANCELED; the running ones cannot be cancelled and complete with 0 once their
+// work returned (n 3). QEMU's long_cb sleeps 2 s after a 1 s wait for the workers to
+// start; here the test waits for the 64 to start and releases them itself.
+func TestThreadPoolCancel(t *testing.T) {
+	leakcheck.Handles(t)
+	eachMode(t, func(t *testing.T, m *mode) { testThreadPoolCancel(t, m, true) })
+}
+
+func TestThreadPoolCancelAsync(t *testing.T) {
+	leakcheck.Handles(t)
+	eachMode(t, func(t *testing.T, m *mode) { testThreadPoolCancel(t, m, false) })
+}
+
+func testThreadPoolCancel(t *testing.T, m *mode, wait bool) {
+	submitMany(t, m) // more requests than workers: the pool is full
+
+	var data [100]workerTestData
+	var started atomic.Int32
+	release := make(chan struct{})
+	longCB := func(d *workerTestData) func() error {
+		return func() error {
+			if d.n.CompareAndSwap(0, 1) {
+				started.Add(1)
+				<-release
+				d.n.Or(2)
+			}
+			return nil
+		}
+	}
+	active := len(data)
+	for i := range data {
+		data[i].ret = unix.EINPROGRESS
+		data[i].req = m.ctx.SubmitAIO(longCB(&data[i]), data[i].doneCB(t, &active))
+	}
+	m.ctx.Notify()
+	m.iterate(false)
+	if active != 100 {
+		t.Fatalf("active %d before any work returned, want 100", active)
+	}
+	for deadline := time.Now().Add(10 * time.Second); started.Load() < aiosource.DefaultThreadPoolSize; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests started after 10 s, want %d", started.Load(), aiosource.DefaultThreadPoolSize)
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	cancel := func(r *aiosource.Request) {
+		if wait {
+			r.CancelSync()
+		} else {
+			r.Cancel()
+		}
+	}
+	// Cancel the requests that have not started.
+	canceled := 0
+	for i := range data {
+		if data[i].n.CompareAndSwap(0, 4) {
+			data[i].ret = unix.ECANCELED
+			cancel(data[i].req)
+			canceled++
+		}
+	}
+	if active <= 0 || canceled != 100-aiosource.DefaultThreadPoolSize {
+		t.Fatalf("active %d, %d cancelled; want > 0 and %d", active, canceled, 100-aiosource.DefaultThreadPoolSize)
+	}
+	// Cancelling the others waits for their work (sync) or does nothing (async).
+	time.AfterFunc(20*time.Millisecond, func() { close(release) })
+	for i := range data {
+		if data[i].req != nil && data[i].n.Load() < 4 {
+			cancel(data[i].req)
+		}
+	}
+	for active > 0 {
+		m.iterate(true)
+	}
+	for i := range data {
+		d := &data[i]
+		if d.req != nil {
+			t.Fatalf("request %d: done never ran", i)
+		}
+		switch n := d.n.Load(); n {
+		case 3: // could not be cancelled: completed
+			if d.ret != nil {
+				t.Fatalf("request %d ran: ret %v, want nil", i, d.ret)
+			}
+		case 4: // cancelled before it started
+			if !errors.Is(d.ret, unix.ECANCELED) {
+				t.Fatalf("request %d cancelled: ret %v, want ECANCELED", i, d.ret)
+			}
+		default:
+			t.Fatalf("request %d: n = %d: never started or aborted while running", i, n)
+		}
+	}
+}
