@@ -20,15 +20,23 @@ const DefaultIOThreadPollMaxNS = 32768
 // Poll(true), as QEMU's IOThread does. The context's GSource is attached to the thread's
 // own GMainContext (pushed as its thread default) under the name "IO <id> aio-context".
 // Schedule work onto it from anywhere through Context.
+//
+// Once MainContext has been called, the thread iterates its GMainContext instead of
+// calling Poll, as QEMU's iothread_run switches to g_main_loop_run once
+// iothread_get_g_main_context was called: GLib sources attached there (glibloop's
+// NewSource, IdleAdd, TimeoutAdd, UnixFDAdd, or GIO's async calls made on the thread,
+// which use its thread-default context) run on the IOThread, beside the AioContext,
+// whose GSource GLib then dispatches.
 type IOThread struct {
-	id      string
-	ctx     *Context
-	gctx    *glibloop.MainContext
-	running atomic.Bool
-	tid     atomic.Int64 // the OS thread the loop runs on; 0 once the loop has ended
-	done    chan struct{}
-	stop    sync.Once
-	err     error
+	id          string
+	ctx         *Context
+	gctx        *glibloop.MainContext
+	running     atomic.Bool
+	runGContext atomic.Bool  // MainContext was called: iterate gctx (run_gcontext)
+	tid         atomic.Int64 // the OS thread the loop runs on; 0 once the loop has ended
+	done        chan struct{}
+	stop        sync.Once
+	err         error
 }
 
 // NewIOThread starts an IOThread. A panic in one of its callbacks goes to the glibloop
@@ -67,13 +75,20 @@ func (t *IOThread) run(started chan<- struct{}) {
 	// thread after this store, so it sees 0 (or a later value: there is none).
 	defer t.tid.Store(0)
 	close(started)
+	// iothread_run: aio_poll until stopped, or until someone asked for the GMainContext;
+	// from then on iterate it, which dispatches the context through its GSource too.
 	for t.running.Load() && !t.ctx.Closed() {
-		t.poll()
+		if t.runGContext.Load() {
+			t.iterate(t.gctx.Iteration)
+		} else {
+			t.iterate(t.ctx.Poll)
+		}
 	}
 }
 
-// poll runs one Poll(true), handing a callback's panic to the panic handler.
-func (t *IOThread) poll() {
+// iterate runs one blocking Poll, or GLib iteration, handing a callback's panic to the
+// panic handler.
+func (t *IOThread) iterate(fn func(blocking bool) bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			pe, ok := r.(*glibloop.PanicError)
@@ -83,7 +98,7 @@ func (t *IOThread) poll() {
 			glibloop.HandlePanic(pe)
 		}
 	}()
-	t.ctx.Poll(true)
+	fn(true)
 }
 
 // ID returns the thread's id.
@@ -93,12 +108,29 @@ func (t *IOThread) ID() string { return t.id }
 // onto it from any goroutine.
 func (t *IOThread) Context() *Context { return t.ctx }
 
+// MainContext returns the thread's GMainContext (iothread_get_g_main_context), the same
+// one on every call. From the first call on, the thread iterates it beside its
+// AioContext, so that sources attached to it run on the IOThread. The IOThread owns the
+// reference: the context lives until Stop, which destroys the sources still attached;
+// take your own reference (glibloop.WrapMainContext) to keep it longer.
+func (t *IOThread) MainContext() *glibloop.MainContext {
+	if !t.runGContext.Swap(true) {
+		t.ctx.Notify() // wake the Poll the thread may block in, as QEMU's aio_notify
+	}
+	return t.gctx
+}
+
+// ThreadID returns the OS thread id of the IOThread's loop (QEMU's query-iothreads
+// thread-id), or 0 once the loop has ended.
+func (t *IOThread) ThreadID() int { return int(t.tid.Load()) }
+
 // ErrStopFromOwnThread is returned by Stop called from the IOThread's own callbacks,
 // which would wait for itself forever.
 var ErrStopFromOwnThread = errors.New("aiosource: IOThread.Stop called from the thread's own callback")
 
-// Stop ends the thread (iothread_join): a oneshot BH clears the running flag on the
-// thread itself, then Stop waits for it and closes the context, returning what Close
+// Stop ends the thread (iothread_stop): a oneshot BH clears the running flag on the
+// thread itself, which ends its Poll, or its GLib iteration once MainContext was
+// called; then Stop waits for the thread and closes the context, returning what Close
 // reported. Stop from the thread's own callbacks is refused with ErrStopFromOwnThread;
 // stopping twice returns the first result. If the context was closed directly, the
 // thread has already ended and Stop only waits for it.
