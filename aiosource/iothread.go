@@ -21,6 +21,9 @@ const DefaultIOThreadPollMaxNS = 32768
 // own GMainContext (pushed as its thread default) under the name "IO <id> aio-context".
 // Schedule work onto it from anywhere through Context.
 //
+// The IOThread is its context's home thread for its whole life: a Poll of the context
+// from any other thread panics (see the package documentation).
+//
 // Once MainContext has been called, the thread iterates its GMainContext instead of
 // calling Poll, as QEMU's iothread_run switches to g_main_loop_run once
 // iothread_get_g_main_context was called: GLib sources attached there (glibloop's
@@ -67,13 +70,21 @@ func (t *IOThread) run(started chan<- struct{}) {
 	defer runtime.UnlockOSThread()
 	t.gctx.PushThreadDefault()
 	defer t.gctx.PopThreadDefault()
-	t.tid.Store(int64(unix.Gettid()))
+	tid := unix.Gettid()
+	t.tid.Store(int64(tid))
 	// Forget the thread id when the loop ends, while the OS thread is still locked
 	// (deferred calls run last-in first-out, so before UnlockOSThread): once unlocked,
 	// the thread goes back to the scheduler, and a goroutine that later runs on it must
 	// not be taken for the loop by Stop. That goroutine's load runs on the same OS
 	// thread after this store, so it sees 0 (or a later value: there is none).
 	defer t.tid.Store(0)
+	// The thread is the context's home thread until the loop ends, as iothread_run
+	// makes the context its current one (qemu_set_current_aio_context). Nothing else
+	// can drive the context yet: NewIOThread has not returned it.
+	if err := t.ctx.holdFor("IOThread "+t.id, tid); err != nil {
+		panic("aiosource: IOThread: " + err.Error())
+	}
+	defer t.ctx.letGoFor()
 	close(started)
 	// iothread_run: aio_poll until stopped, or until someone asked for the GMainContext;
 	// from then on iterate it, which dispatches the context through its GSource too.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/glibaio/glibaio/glibloop"
 )
@@ -77,7 +78,25 @@ func (l *MainLoop) SetFDHandler(fd int, read, write func()) error {
 // Run drives the GLib context until Quit or ctx is done (glibloop.Loop.Run), and returns
 // what glibloop.Loop.Run returns, as it is: nil, ctx's error, or one of Loop.Run's
 // errors (glibloop.ErrNotOwner, glibloop.ErrContextGone, ...).
-func (l *MainLoop) Run(ctx context.Context) error { return l.loop.Run(ctx) }
+//
+// Run locks the calling goroutine to its OS thread, which is the home thread of both
+// contexts until Run returns, as QEMU's main thread is the home thread of the main
+// AioContext: a Poll of either from another thread panics meanwhile, and a callback
+// may Poll them (a nested event loop). If another thread drives one of the contexts
+// when Run starts (in a Poll, say), Run returns at once an error that names both
+// threads, which errors.Is matches with glibloop.ErrNotOwner. Once Run has returned,
+// the loop may run again on any goroutine.
+func (l *MainLoop) Run(ctx context.Context) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for _, c := range [...]*Context{l.aio, l.ioh} {
+		if err := c.holdFor("MainLoop.Run", 0); err != nil {
+			return fmt.Errorf("aiosource: MainLoop.Run: %s: %w", c.Source().Name(), err)
+		}
+		defer c.letGoFor()
+	}
+	return l.loop.Run(ctx)
+}
 
 // Quit ends Run from any goroutine.
 func (l *MainLoop) Quit() { l.loop.Quit() }
