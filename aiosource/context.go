@@ -39,12 +39,14 @@ var (
 //
 // Every method is safe from any goroutine; callbacks run on the thread that drives the
 // context. Use the context from one driver at a time: GLib iterations of the context it
-// is attached to, or Poll, never both concurrently (both may nest inside callbacks).
+// is attached to, or Poll, never both concurrently (both may nest inside callbacks); a
+// second thread that tries panics (see Home thread in the package documentation).
 type Context struct {
 	r   *reactor.Reactor
 	src *glibloop.Source
 
 	closed atomic.Bool
+	home   home // the thread that drives the context now (home.go)
 
 	// fd handlers (fd.go). mu is QEMU's list_lock on the writer side; walkers is its
 	// count of active walkers (dispatches and Polls, nested ones included).
@@ -114,8 +116,8 @@ type Stats struct {
 func (c *Context) Stats() Stats {
 	return Stats{
 		Kicks:      c.r.Kicks(),
-		Dispatches: c.stats.dispatches.Load(),
-		Polls:      c.stats.polls.Load(),
+		Dispatches: c.stats.dispatches.Load() + c.home.nestedDispatches.Load(),
+		Polls:      c.stats.polls.Load() + c.home.nestedPolls.Load(),
 		BHs:        c.stats.bhs.Load(),
 		Handlers:   c.stats.handlers.Load(),
 		Timers:     c.stats.timers.Load(),
@@ -325,7 +327,8 @@ func (c *Context) dispatch(events []reactor.Event) {
 	if c.closed.Load() {
 		return
 	}
-	c.stats.dispatches.Add(1)
+	c.hold(&c.stats.dispatches, &c.home.nestedDispatches, "dispatch") // counts it (home.go)
+	defer c.letGo()
 	func() {
 		lv := c.enter()
 		defer c.leave(lv)

@@ -45,6 +45,26 @@
 // way can set it on the driving thread with unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0,
 // 0). Timers under GLib do not depend on it: the context's timerfd ends those waits.
 //
+// # Home thread
+//
+// As in QEMU, one thread drives a context: its home thread, the one where its
+// callbacks run (QEMU's in_aio_context_home_thread). Goroutines move between OS threads
+// from one call to the next, so here the home thread is the thread that drives the
+// context now, and it holds the context for as long as it drives it: an IOThread for
+// its whole life; MainLoop.Run, for both of its contexts, for the whole run (as the
+// thread that owns the GMainContext); otherwise each Poll, and each GLib dispatch of the
+// context's GSource, for the duration of the call, so that once the call has returned,
+// any thread may drive the context next. A Poll or a GLib dispatch on another thread
+// while the home thread drives the context panics with a message that names both
+// threads by their OS thread ids ("aiosource: Poll: called on thread N, but the
+// context's home thread, thread M (IOThread x), is driving it: ..."); the dispatch's
+// panic comes out of the GLib iteration as a *glibloop.PanicError. MainLoop.Run
+// returns such an error instead. A Poll nested in a callback, on the home thread, is
+// fine. When foreign code such as gtk_main iterates the GMainContext, the context is
+// held only while GLib dispatches it: run the loop with MainLoop.Run to have its home
+// thread held between dispatches too. The check costs no syscall and, per outermost
+// call, one atomic addition.
+//
 // # Units
 //
 // Timers count in QEMU's units: int64 nanoseconds on a ClockType, and a timer's scale

@@ -25,11 +25,14 @@ import (
 // so Poll(false) runs BHs and timers only, and the fds are seen by a blocking Poll, by
 // busy polling or by GLib.
 //
-// Only one thread at a time may drive the context. Poll may be called from the
-// context's own callbacks (a nested event loop). A callback's panic comes out of Poll as
-// a *glibloop.PanicError carrying the original value and stack, as it comes out of a
-// GLib iteration, once the context's bookkeeping has been restored; work that was
-// queued and did not run yet runs in the next Poll. After Close it returns false.
+// Only the context's home thread drives it (see the package documentation): a Poll on
+// another thread while that thread drives the context panics with a message that names
+// both threads. Poll may be called from the context's own callbacks (a nested event
+// loop). It locks the calling goroutine to its OS thread until it returns. A callback's
+// panic comes out of Poll as a *glibloop.PanicError carrying the original value and
+// stack, as it comes out of a GLib iteration, once the context's bookkeeping has been
+// restored; work that was queued and did not run yet runs in the next Poll. After Close
+// it returns false.
 //
 // Before it first blocks on an OS thread, Poll(true) sets that thread's timer slack to
 // 1 ns, once per thread and for the rest of the thread's life, as QEMU's init_clocks()
@@ -38,7 +41,8 @@ func (c *Context) Poll(blocking bool) bool {
 	if c.closed.Load() {
 		return false
 	}
-	c.stats.polls.Add(1)
+	c.hold(&c.stats.polls, &c.home.nestedPolls, "Poll") // counts it; panics off the home thread (home.go)
+	defer c.letGo()
 	defer wrapPanic()
 	progress := c.pollWalk(blocking)
 	return c.runTimers() || progress
