@@ -58,13 +58,7 @@ func TestHomeThreadPollFromOtherThreadPanics(t *testing.T) {
 		}
 	})
 	t.Run("MainLoop.Run", func(t *testing.T) {
-		mc := glibloop.NewMainContext()
-		defer mc.Unref()
-		ml, err := aiosource.NewMainLoop(mc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ml.Close()
+		ml, _ := newMainLoop(t)
 		runner, other := newWorker(t), newWorker(t)
 		running := make(chan struct{})
 		ml.AioContext().ScheduleOneshot(func() { close(running) })
@@ -200,13 +194,7 @@ func TestHomeThreadNestedPoll(t *testing.T) {
 		}
 	})
 	t.Run("MainLoop.Run", func(t *testing.T) {
-		mc := glibloop.NewMainContext()
-		defer mc.Unref()
-		ml, err := aiosource.NewMainLoop(mc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ml.Close()
+		ml, _ := newMainLoop(t)
 		inner := false
 		ml.AioContext().ScheduleOneshot(func() {
 			ml.AioContext().ScheduleOneshot(func() { inner = true })
@@ -271,13 +259,7 @@ func TestHomeThreadMovesToNewDriver(t *testing.T) {
 		}
 	})
 	t.Run("MainLoop.Run", func(t *testing.T) {
-		mc := glibloop.NewMainContext()
-		defer mc.Unref()
-		ml, err := aiosource.NewMainLoop(mc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ml.Close()
+		ml, _ := newMainLoop(t)
 		run := func(w *worker) (tid int) {
 			ml.AioContext().ScheduleOneshot(func() { tid = unix.Gettid(); ml.Quit() })
 			var err error
@@ -331,13 +313,7 @@ func TestHomeThreadMovesToNewDriver(t *testing.T) {
 // glibloop.ErrNotOwner, and runs normally once that thread has let go.
 func TestMainLoopRunWhileAnotherThreadPolls(t *testing.T) {
 	leakcheck.Handles(t)
-	mc := glibloop.NewMainContext()
-	defer mc.Unref()
-	ml, err := aiosource.NewMainLoop(mc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ml.Close()
+	ml, _ := newMainLoop(t)
 	for _, c := range []*aiosource.Context{ml.AioContext(), ml.IOHandler()} {
 		home, runner := newWorker(t), newWorker(t)
 		entered, release := blockInCallback(c)

@@ -77,3 +77,22 @@ func newCtx(t *testing.T) *aiosource.Context {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// newMainLoop returns a MainLoop on a new GMainContext; when t ends it is closed (a
+// Close that reports leaks fails t) and the context unref'd.
+func newMainLoop(t *testing.T) (*aiosource.MainLoop, *glibloop.MainContext) {
+	t.Helper()
+	mc := glibloop.NewMainContext()
+	ml, err := aiosource.NewMainLoop(mc)
+	if err != nil {
+		mc.Unref()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ml.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		mc.Unref()
+	})
+	return ml, mc
+}

@@ -8,26 +8,8 @@ import (
 
 	"github.com/glibaio/glibaio/internal/leakcheck"
 
-	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/glibloop"
 )
-
-func newMainLoop(t *testing.T) (*aiosource.MainLoop, *glibloop.MainContext) {
-	t.Helper()
-	mc := glibloop.NewMainContext()
-	ml, err := aiosource.NewMainLoop(mc)
-	if err != nil {
-		mc.Unref()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := ml.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		mc.Unref()
-	})
-	return ml, mc
-}
 
 // NewMainLoop attaches aio-context before io-handler, as qemu_init_main_loop does: its
 // source id is the smaller, and when both are ready in one GLib iteration, at the same

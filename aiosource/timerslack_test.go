@@ -10,7 +10,6 @@ import (
 
 	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/cshim"
-	"github.com/glibaio/glibaio/glibloop"
 	"github.com/glibaio/glibaio/internal/leakcheck"
 	"github.com/glibaio/glibaio/internal/testutil"
 )
@@ -92,13 +91,7 @@ func TestPollSetsTimerSlack(t *testing.T) {
 func TestMainLoopRunSetsTimerSlack(t *testing.T) {
 	leakcheck.Handles(t)
 	untouchedThread(t)
-	mc := glibloop.NewMainContext()
-	defer mc.Unref()
-	ml, err := aiosource.NewMainLoop(mc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ml.Close()
+	ml, _ := newMainLoop(t)
 	inside := -1
 	ml.AioContext().ScheduleOneshot(func() { inside = timerSlack(); ml.Quit() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
