@@ -40,7 +40,7 @@ type Source struct {
 	Dispatch func() bool // false removes the source
 	Finalize func()      // may be nil; runs once, on any thread
 	Describe func() string
-	Owner    any // the Go object the source belongs to (SourceOwner); see AdoptSource
+	Owner    any // the Go object the source belongs to (AdoptSource)
 
 	adopted func() // the finalization of an Owner that AdoptSource made (under adoptMu)
 }
@@ -73,15 +73,12 @@ func NewSource(src *Source) unsafe.Pointer {
 	return unsafe.Pointer(C.cshim_source_new(C.uintptr_t(h), cbool(src.Prepare != nil), cbool(src.Check != nil)))
 }
 
-// SourceOwner returns the Owner of a Go-defined GSource (NewSource, NewReactor), or nil
-// when it has none, is not a Go-defined one or has been finalized. The caller holds a
-// reference on gsrc.
-func SourceOwner(gsrc unsafe.Pointer) any { return AdoptSource(gsrc, nil) }
-
-// AdoptSource is SourceOwner, except that a Go-defined source without an Owner gets
-// one: adopt (when not nil) makes it, once per source, and the finalized function it
-// returns runs when GLib finalizes the source, before the source's Finalize. A reactor's source gets its Go wrapper this
-// way, from the package that owns the wrapper type.
+// AdoptSource returns the Owner of a Go-defined GSource (NewSource, NewReactor), or nil
+// for any other source or a finalized one; the caller holds a reference on gsrc. A
+// Go-defined source without an Owner gets one: adopt makes it, once per source, and the
+// finalized function it returns runs when GLib finalizes the source, before the
+// source's Finalize. A reactor's source gets its Go wrapper this way, from the package
+// that owns the wrapper type.
 func AdoptSource(gsrc unsafe.Pointer, adopt func() (owner any, finalized func())) any {
 	h := cgo.Handle(C.cshim_source_handle((*C.GSource)(gsrc)))
 	if h == 0 {
@@ -90,7 +87,7 @@ func AdoptSource(gsrc unsafe.Pointer, adopt func() (owner any, finalized func())
 	s := h.Value().(*Source)
 	adoptMu.Lock()
 	defer adoptMu.Unlock()
-	if s.Owner == nil && adopt != nil {
+	if s.Owner == nil {
 		s.Owner, s.adopted = adopt()
 	}
 	return s.Owner
