@@ -105,29 +105,10 @@ func recvBase(d *ast.FuncDecl) string {
 	return ""
 }
 
-// baseType strips pointers, parentheses and type arguments from a type expression and
-// returns the type's name if it is a name of this package (not a qualified one).
-func baseType(e ast.Expr) (string, bool) {
-	for {
-		switch t := e.(type) {
-		case *ast.StarExpr:
-			e = t.X
-		case *ast.ParenExpr:
-			e = t.X
-		case *ast.IndexExpr:
-			e = t.X
-		case *ast.IndexListExpr:
-			e = t.X
-		case *ast.Ident:
-			return t.Name, true
-		default:
-			return "", false
-		}
-	}
-}
-
-// embeddedName is the field name of an embedded field of type e.
-func embeddedName(e ast.Expr) string {
+// typeName strips pointers, parentheses and type arguments from a type expression and
+// returns its name, and whether that is a name of this package rather than a qualified
+// one; "" when the expression is no named type.
+func typeName(e ast.Expr) (name string, local bool) {
 	for {
 		switch t := e.(type) {
 		case *ast.StarExpr:
@@ -139,13 +120,27 @@ func embeddedName(e ast.Expr) string {
 		case *ast.IndexListExpr:
 			e = t.X
 		case *ast.SelectorExpr:
-			return t.Sel.Name
+			return t.Sel.Name, false
 		case *ast.Ident:
-			return t.Name
+			return t.Name, true
 		default:
-			return ""
+			return "", false
 		}
 	}
+}
+
+// baseType returns the name of type expression e if it is a name of this package.
+func baseType(e ast.Expr) (string, bool) {
+	if name, local := typeName(e); local {
+		return name, true
+	}
+	return "", false
+}
+
+// embeddedName is the field name of an embedded field of type e.
+func embeddedName(e ast.Expr) string {
+	name, _ := typeName(e)
+	return name
 }
 
 // emit adds a line to the listing.
