@@ -90,6 +90,8 @@ type Context struct {
 
 	pool pool // the thread pool (pool.go)
 
+	coSched coSched // scheduled coroutines (coschedule.go)
+
 	slot      watch.Slot   // the callback running now (statistics, stall watchdog)
 	oneshotWP *watch.Point // shared by all oneshot BHs
 
@@ -146,6 +148,7 @@ func New() (*Context, error) {
 	c.src.SetCanRecurse(true) // as QEMU: a nested loop inside a callback may dispatch it again
 	c.table.Store(&fdTable{})
 	c.pool.init(c)
+	c.coSched.bh = c.coScheduleBH
 	watch.Register(&c.slot)
 	return c, nil
 }

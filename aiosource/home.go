@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/glibaio/glibaio/cshim"
 	"github.com/glibaio/glibaio/glibloop"
 )
 
@@ -45,6 +46,7 @@ func getm() uintptr
 // driver is a thread that drives a context.
 type driver struct {
 	m    uintptr // runtime M of the thread
+	t    *thread // the thread's record (thread.go)
 	tid  int     // its OS thread id
 	name string  // what holds it across calls ("IOThread x", "MainLoop.Run"), or ""
 }
@@ -87,11 +89,13 @@ func (c *Context) hold(outer, nested *atomic.Uint64, op string) {
 	if mine && c.home.depth > 0 {
 		nested.Add(1)
 		c.home.depth++ // nested in the home thread's own walk
+		d.t.acquire(c, 0)
 		return
 	}
 	outer.Add(1)
 	if mine && c.active() == 1 {
 		c.home.depth++ // the home thread again, alone
+		d.t.acquire(c, 0)
 		return
 	}
 	if err := c.holdSlow(m, "", 0); err != nil {
@@ -99,6 +103,7 @@ func (c *Context) hold(outer, nested *atomic.Uint64, op string) {
 		runtime.UnlockOSThread()
 		panic(fmt.Sprintf("aiosource: %s: %v", op, err))
 	}
+	c.home.rec.Load().t.acquire(c, 0)
 }
 
 // holdFor makes the calling thread the context's home thread until letGo, for a driver
@@ -109,6 +114,7 @@ func (c *Context) holdFor(name string, tid int) error {
 	m := getm()
 	if d := c.home.rec.Load(); d != nil && d.m == m && c.home.depth > 0 {
 		c.home.depth++ // nested in the home thread's own walk
+		d.t.acquire(c, cshim.StackMark())
 		return nil
 	}
 	c.home.holds.Add(1)
@@ -117,6 +123,9 @@ func (c *Context) holdFor(name string, tid int) error {
 		runtime.UnlockOSThread()
 		return err
 	}
+	// A driver's hold lasts: its level's mark is taken now, so that the coroutine
+	// workers of walks at the same level (Polls of an IOThread) stay pooled.
+	c.home.rec.Load().t.acquire(c, cshim.StackMark())
 	return nil
 }
 
@@ -170,16 +179,20 @@ func (c *Context) takeOver(cur *driver, m uintptr, name string, tid int) {
 		tid = unix.Gettid()
 	}
 	c.home.prev = cur
-	c.home.rec.Store(&driver{m: m, tid: tid, name: name})
+	c.home.rec.Store(&driver{m: m, t: threadOf(m), tid: tid, name: name})
 }
 
 // letGo ends a walk that hold or holdFor started.
 func (c *Context) letGo() {
-	c.home.depth--
-	if c.home.depth == 0 {
-		c.home.exits.Add(1) // the outermost walk ends
-	}
-	runtime.UnlockOSThread()
+	t := c.home.rec.Load().t
+	defer func() {
+		c.home.depth--
+		if c.home.depth == 0 {
+			c.home.exits.Add(1) // the outermost walk ends
+		}
+		t.release() // unlocks the OS thread if this was its outermost walk
+	}()
+	t.leaving() // coroutines parked for this level run (thread.go)
 }
 
 // letGoFor ends a hold that holdFor started. The outermost one leaves the thread the
