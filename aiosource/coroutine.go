@@ -33,16 +33,16 @@ import (
 // returning with locks held.
 type Coroutine struct {
 	entry     func(*Coroutine)
-	w         *coWorker              // the runtime coroutine running it; nil before its first entry
-	caller    *Coroutine             // who entered it (leader outside coroutines); nil unless entered
+	w         *coWorker               // the runtime coroutine running it; nil before its first entry
+	caller    *Coroutine              // who entered it (leader outside coroutines); nil unless entered
 	ctx       atomic.Pointer[Context] // the context of its most recent entry
 	scheduled atomic.Pointer[string]  // nil, or who parked it ("aio_co_schedule", ...)
-	locksHeld int                    // CoMutex and CoRwlock locks held
-	wakeup    coList                 // co_queue_wakeup: woken by it, to run when it yields
-	next      *Coroutine             // co_queue_next: its link in one list at a time
-	schedNext *Coroutine             // co_scheduled_next: its link in a context's schedule list
-	done      bool                   // the entry function returned
-	panicked  *glibloop.PanicError   // what the entry function panicked with
+	locksHeld int                     // CoMutex and CoRwlock locks held
+	wakeup    coList                  // co_queue_wakeup: woken by it, to run when it yields
+	next      *Coroutine              // co_queue_next: its link in one list at a time
+	schedNext *Coroutine              // co_scheduled_next: its link in a context's schedule list
+	done      bool                    // the entry function returned
+	panicked  *glibloop.PanicError    // what the entry function panicked with
 }
 
 // leader stands for the code outside coroutines that entered one (QEMU's per-thread
