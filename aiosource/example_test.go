@@ -10,7 +10,7 @@ import (
 )
 
 // QEMU's main loop on a GLib context: BHs and timers on "aio-context", fd handlers on
-// "io-handler". In a gotk3 app, pass glibloop.FromGotk3(glib.MainContextDefault()) and
+// "io-handler". In a gotk3 app, pass gotk3.Wrap(glib.MainContextDefault()) (package glibloop/gotk3) and
 // let gtk.Main drive it instead of Run.
 func ExampleNewMainLoop() {
 	mc := glibloop.NewMainContext()

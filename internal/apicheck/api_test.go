@@ -18,6 +18,7 @@ import (
 // and run `make api`.
 var publicPackages = []string{
 	"aiosource",
+	"coroutine",
 	"glibloop",
 	"glibloop/gotk3",
 }

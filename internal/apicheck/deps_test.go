@@ -9,7 +9,7 @@ import (
 // The library packages compile no toolkit: only programs that import an adapter
 // (glibloop/gotk3) or a toolkit themselves pay for gotk3 or gotk4.
 func TestLibraryDependsOnNoToolkit(t *testing.T) {
-	cmd := exec.Command("go", "list", "-deps", "./glibloop", "./aiosource")
+	cmd := exec.Command("go", "list", "-deps", "./glibloop", "./aiosource", "./coroutine")
 	cmd.Dir = moduleRoot(t)
 	out, err := cmd.Output()
 	if err != nil {
@@ -21,7 +21,7 @@ func TestLibraryDependsOnNoToolkit(t *testing.T) {
 	}
 	for _, d := range deps {
 		if strings.Contains(d, "gotk3") || strings.Contains(d, "gotk4") {
-			t.Errorf("glibloop or aiosource depends on %s", d)
+			t.Errorf("glibloop, aiosource or coroutine depends on %s", d)
 		}
 	}
 }
