@@ -2,7 +2,8 @@
 // attached to GTK's own GMainContext and driven by gtk.Main: live counters of fd events
 // from a child process's pipe, a progress bar driven by thread-pool jobs, a button that
 // floods 1,000,000 BHs while the window stays responsive, and the lateness of a 16 ms
-// AIO timer.
+// AIO timer, and a SHA-256 of a file computed by a coroutine (package coroutine) that
+// reads top to bottom and updates the window between chunks.
 //
 //	gtkdemo [-flood] [-screenshot out.png] [-quit-after 5s]
 package main
@@ -26,8 +27,8 @@ import (
 func init() { runtime.LockOSThread() } // GTK runs on the main thread
 
 type gtkView struct {
-	fd, flood, late *gtk.Label
-	progress        *gtk.ProgressBar
+	fd, flood, late, sum *gtk.Label
+	progress             *gtk.ProgressBar
 }
 
 func (v *gtkView) SetFDEvents(events, bytes int64) {
@@ -41,6 +42,7 @@ func (v *gtkView) SetProgress(done, total int) {
 }
 func (v *gtkView) SetFlood(text string)    { v.flood.SetText(text) }
 func (v *gtkView) SetLateness(text string) { v.late.SetText(text) }
+func (v *gtkView) SetChecksum(text string) { v.sum.SetText(text) }
 
 func main() {
 	shot := flag.String("screenshot", "", "save a PNG of the window to this file, then quit")
@@ -54,7 +56,7 @@ func main() {
 		log.Fatal(err)
 	}
 	win.SetTitle("glibaio on gtk.Main")
-	win.SetDefaultSize(520, 220)
+	win.SetDefaultSize(520, 300)
 	box, _ := gtk.BoxNew(gtk.ORIENTATION_VERTICAL, 8)
 	box.SetMarginStart(12)
 	box.SetMarginEnd(12)
@@ -68,7 +70,12 @@ func main() {
 	v.late, _ = gtk.LabelNew("16 ms AIO timer lateness: measuring")
 	btn, _ := gtk.ButtonNewWithLabel("Flood 1,000,000 BHs")
 	jobs, _ := gtk.ButtonNewWithLabel("Submit 50 thread-pool jobs")
-	for _, w := range []gtk.IWidget{v.fd, v.progress, jobs, btn, v.flood, v.late} {
+	v.sum, _ = gtk.LabelNew("sha256: press the button")
+	v.sum.SetLineWrap(true)
+	v.sum.SetSelectable(true)
+	sumBtn, _ := gtk.ButtonNewWithLabel("SHA-256 of this program (a coroutine)")
+	cancelBtn, _ := gtk.ButtonNewWithLabel("Cancel the SHA-256")
+	for _, w := range []gtk.IWidget{v.fd, v.progress, jobs, btn, v.flood, v.late, sumBtn, cancelBtn, v.sum} {
 		box.PackStart(w, false, false, 0)
 	}
 	win.Add(box)
@@ -84,6 +91,10 @@ func main() {
 	m.StartJobs(50, 40*time.Millisecond)
 	btn.Connect("clicked", func() { m.Flood(1_000_000) })
 	jobs.Connect("clicked", func() { m.StartJobs(50, 40*time.Millisecond) })
+	self, _ := os.Executable()
+	sumBtn.Connect("clicked", func() { m.Checksum(self) })
+	cancelBtn.Connect("clicked", m.CancelChecksum)
+	m.Checksum(self) // runs once gtk.Main drives the loop
 	win.Connect("destroy", gtk.MainQuit)
 	win.ShowAll()
 	if *floodAtStart {

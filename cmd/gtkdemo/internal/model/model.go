@@ -3,7 +3,11 @@
 package model
 
 import (
+	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"slices"
@@ -12,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/glibaio/glibaio/aiosource"
+	"github.com/glibaio/glibaio/coroutine"
 	"github.com/glibaio/glibaio/glibloop"
 )
 
@@ -22,6 +27,7 @@ type View interface {
 	SetProgress(done, total int)
 	SetFlood(text string)
 	SetLateness(text string)
+	SetChecksum(text string)
 }
 
 // Model is the demo's AIO wiring, free of GTK: a child process's pipe watched by an fd
@@ -44,6 +50,9 @@ type Model struct {
 
 	flooding bool
 	floodRan int
+
+	checksum       *coroutine.Task
+	cancelChecksum context.CancelFunc
 }
 
 const timerPeriod = 16 * time.Millisecond
@@ -161,8 +170,87 @@ func (m *Model) onTimer() {
 	m.armTimer()
 }
 
+// Checksum hashes the file at path with SHA-256 in a coroutine on the loop thread,
+// written top to bottom: each 1 MiB chunk is read and hashed on the thread pool
+// (Task.Await), and between chunks the Task, back on the GTK thread, shows its progress
+// and lets the window breathe for a frame. CancelChecksum, or a new Checksum, stops it
+// at its next wait. Written the other way, each step would be a goroutine's closure
+// handed to glib.IdleAdd.
+func (m *Model) Checksum(path string) *coroutine.Task {
+	m.CancelChecksum()
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancelChecksum = cancel
+	m.checksum = coroutine.Go(ctx, m.ml.AioContext(), func(tk *coroutine.Task) error {
+		err := m.hashFile(tk, path)
+		if errors.Is(err, context.Canceled) {
+			m.v.SetChecksum("sha256: cancelled")
+		} else if err != nil {
+			m.v.SetChecksum("sha256: " + err.Error())
+		}
+		return err
+	})
+	return m.checksum
+}
+
+func (m *Model) hashFile(tk *coroutine.Task, path string) error {
+	var f *os.File
+	var size int64
+	if err := tk.Await(func() (err error) {
+		if f, err = os.Open(path); err == nil {
+			var fi os.FileInfo
+			if fi, err = f.Stat(); err == nil {
+				size = fi.Size()
+			}
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	var done int64
+	for {
+		var n int
+		err := tk.Await(func() (err error) { // the blocking part, off the GTK thread
+			n, err = io.ReadFull(f, buf)
+			h.Write(buf[:n])
+			return err
+		})
+		done += int64(n)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		m.v.SetChecksum(fmt.Sprintf("sha256: %d%% of %d bytes", percent(done, size), size))
+		if err := tk.Sleep(timerPeriod); err != nil { // one frame for the window
+			return err
+		}
+	}
+	m.v.SetChecksum(fmt.Sprintf("sha256: %x (%d bytes)", h.Sum(nil), done))
+	return nil
+}
+
+func percent(done, size int64) int64 {
+	if size == 0 {
+		return 100
+	}
+	return 100 * done / size
+}
+
+// CancelChecksum stops a running Checksum at its next wait.
+func (m *Model) CancelChecksum() {
+	if m.cancelChecksum != nil {
+		m.cancelChecksum()
+		m.cancelChecksum = nil
+	}
+}
+
 // Close stops the child and closes the contexts; it reports anything left alive.
 func (m *Model) Close() error {
+	m.CancelChecksum()
 	m.timer.Del()
 	if m.child != nil {
 		m.child.Process.Kill()

@@ -1,9 +1,17 @@
 package model
 
 import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/glibaio/glibaio/coroutine"
 
 	"github.com/glibaio/glibaio/internal/leakcheck"
 
@@ -14,12 +22,14 @@ type fakeView struct {
 	events, bytes int64
 	done, total   int
 	flood, late   string
+	checksum      []string
 }
 
 func (f *fakeView) SetFDEvents(e, b int64) { f.events, f.bytes = e, b }
 func (f *fakeView) SetProgress(d, t int)   { f.done, f.total = d, t }
 func (f *fakeView) SetFlood(s string)      { f.flood = s }
 func (f *fakeView) SetLateness(s string)   { f.late = s }
+func (f *fakeView) SetChecksum(s string)   { f.checksum = append(f.checksum, s) }
 
 // The demo's AIO wiring, without GTK or a display: the child's pipe counts fd events,
 // jobs move the progress, the flood reports its throughput, the timer its lateness, and
@@ -59,5 +69,62 @@ func TestModelWiring(t *testing.T) {
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The checksum coroutine hashes a file chunk by chunk, showing progress on the loop
+// thread, and ends with the file's digest; a cancelled one says so and stops.
+func TestModelChecksum(t *testing.T) {
+	leakcheck.Handles(t)
+	mc := glibloop.NewMainContext()
+	defer mc.Unref()
+	v := &fakeView{}
+	m, err := New(mc, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 3<<20+123)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tk := m.Checksum(path)
+	for !isDone(tk) {
+		mc.Iteration(true)
+	}
+	want := fmt.Sprintf("sha256: %x (%d bytes)", sha256.Sum256(data), len(data))
+	if tk.Err() != nil || len(v.checksum) < 4 || v.checksum[len(v.checksum)-1] != want {
+		t.Fatalf("err %v, shown %q; want progress, then %q", tk.Err(), v.checksum, want)
+	}
+	if !strings.Contains(v.checksum[0], "% of") {
+		t.Errorf("no progress shown first: %q", v.checksum[0])
+	}
+
+	v.checksum = nil
+	tk = m.Checksum(path)
+	for len(v.checksum) == 0 {
+		mc.Iteration(true)
+	}
+	m.CancelChecksum()
+	for !isDone(tk) {
+		mc.Iteration(true)
+	}
+	if !errors.Is(tk.Err(), context.Canceled) || v.checksum[len(v.checksum)-1] != "sha256: cancelled" {
+		t.Fatalf("cancelled checksum: err %v, shown %q", tk.Err(), v.checksum)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func isDone(tk *coroutine.Task) bool {
+	select {
+	case <-tk.Done():
+		return true
+	default:
+		return false
 	}
 }
