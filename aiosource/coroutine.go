@@ -256,7 +256,9 @@ func (t *thread) enter(ctx *Context, co *Coroutine) {
 	mark := cshim.StackMark()
 	t.acquire(ctx, mark)
 	var pending coList
+	from := t.current
 	defer func() {
+		t.current = from // a panic or Goexit may come out of a switch
 		if r := recover(); r != nil {
 			t.rescheduleAll(&pending)
 			t.leave()
@@ -264,7 +266,6 @@ func (t *thread) enter(ctx *Context, co *Coroutine) {
 		}
 		t.leave()
 	}()
-	from := t.current
 	caller := from
 	if caller == nil {
 		caller = leader

@@ -13,7 +13,11 @@
 // (aio_set_fd_handler), Timer.Mod (timer_mod), ScheduleOneshot
 // (aio_bh_schedule_oneshot), Submit and SubmitAIO (thread_pool_submit_aio),
 // Request.Cancel (thread_pool_cancel, through bdrv_aio_cancel_async), SetThreadPoolParams
-// (aio_context_set_thread_pool_params).
+// (aio_context_set_thread_pool_params). Coroutines too: NewCoroutine
+// (qemu_coroutine_create), Coroutine.Enter, Yield, Self, InCoroutine, CoEnter
+// (aio_co_enter), Coroutine.Wake (aio_co_wake), CoSchedule (aio_co_schedule),
+// RescheduleSelf, CoMutex, CoQueue, CoRwlock, CoSleepNS and SubmitCo
+// (thread_pool_submit_co).
 //
 // # Errors and misuse
 //
@@ -64,6 +68,49 @@
 // held only while GLib dispatches it: run the loop with MainLoop.Run to have its home
 // thread held between dispatches too. The check costs no syscall and, per outermost
 // call, one atomic addition.
+//
+// # Coroutines
+//
+// A Coroutine runs on a Go runtime coroutine, the mechanism behind iter.Pull: entering
+// and yielding switch goroutines without the scheduler, on the entering OS thread, in
+// about 0.1-0.2 µs. The coroutine API lives in this package, not above it, because it
+// is woven into the context: aio_co_schedule needs each context's BH, the current
+// context is the one whose walk (Poll, GLib dispatch or driver) is active on the
+// thread, and the ends of those walks run coroutines parked for their level and retire
+// pooled workers. Package coroutine builds sequential Go tasks for GLib and GTK
+// programs on top of it.
+//
+// Callback levels. Go's runtime switches to a runtime coroutine only at the thread
+// locking state at which it was made: the same OS thread, the same count of
+// runtime.LockOSThread, and the same nesting of C-to-Go callbacks; anything else is a
+// fatal error ("coro: OS thread locking must match locking at coroutine creation").
+// glibaio keeps the count constant inside its walks and coroutines (a walk or enter
+// nested on a thread does not add to it). The callback nesting changes only when C
+// calls back into Go: a GLib iteration inside a callback (a nested g_main_loop_run,
+// gtk_dialog_run) dispatches one level deeper, while a Poll nested in a callback, or
+// code in a coroutine, stays at the caller's level. So a Coroutine is bound to the OS
+// thread and callback level of its first entry, and a wake that arrives at another
+// level parks it: it runs when a walk of its level ends, on its thread, typically once
+// the nested loop has returned. A coroutine of a context that is woken on another
+// thread is scheduled on its context (CoSchedule), never run on the wrong thread. A
+// coroutine that yields from a C callback inside itself (a nested GLib iteration in a
+// coroutine) breaks the rule, and the runtime ends the program: yield at the
+// coroutine's own level. Do not change the goroutine's own LockOSThread count between
+// a coroutine's switches either.
+//
+// The pool. A finished coroutine's worker goroutine is kept, per thread and level, for
+// the next NewCoroutine: create, run and finish allocate nothing in steady state. A
+// pooled worker can be retired only at its level, so the pool of a level is emptied
+// when the last walk at that level on the thread ends: an IOThread keeps its pool for
+// its whole life, a Poll driver or a GLib dispatch for the duration of the walk (a
+// MainLoop.Run, whose dispatches are one C callback deeper than Run itself, for each
+// dispatch). No worker goroutine outlives its thread's walks; a coroutine that is
+// suspended forever keeps its goroutine, as QEMU keeps its stack.
+//
+// Unlike QEMU, Self returns nil outside coroutines (QEMU returns the thread's leader),
+// and a coroutine entered outside every walk has a nil context: nil equals nil in
+// CoEnter. Outside a loop, lock the goroutine to its thread (runtime.LockOSThread)
+// while it uses coroutines.
 //
 // # Units
 //
