@@ -1,6 +1,7 @@
 package aiosource
 
 import (
+	"errors"
 	"fmt"
 	"iter"
 	"runtime"
@@ -321,8 +322,9 @@ func (t *thread) terminate(co *Coroutine) {
 }
 
 // elsewhere handles a coroutine bound to another thread or level than the enter
-// running now: one of a context is scheduled on it, or parked for its level when it
-// belongs to this thread; one with no context cannot be run.
+// running now: one of this thread is parked for its level; one of another thread goes
+// back to its context, whose thread runs it (Go's runtime coroutines never change
+// threads); one with no context cannot be run.
 func (t *thread) elsewhere(co *Coroutine) {
 	ctx := co.ctx.Load()
 	switch {
@@ -330,6 +332,9 @@ func (t *thread) elsewhere(co *Coroutine) {
 		panic("aiosource: coroutine entered on another OS thread or callback level than it first ran at, with no context to run it later (Go's runtime coroutines switch only at the level at which they were made)")
 	case co.w.t == t:
 		t.parked = append(t.parked, co)
+	case ctx == t.currentContext():
+		// Its own context is driven by this thread now: no thread can run it.
+		ctx.reportError(errors.New("aiosource: a coroutine that first ran on another OS thread was entered on the thread that drives its context now; Go's runtime coroutines cannot change threads, so it stays suspended"))
 	default:
 		ctx.CoSchedule(co)
 	}

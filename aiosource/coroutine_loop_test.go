@@ -1,7 +1,9 @@
 package aiosource_test
 
 import (
+	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/glibaio/glibaio/aiosource"
+	"github.com/glibaio/glibaio/glibloop"
 )
 
 // Coroutines on a loop, driven by Poll and by GLib iterations, at callback nesting
@@ -301,4 +304,155 @@ func TestCoroutinePanic(t *testing.T) {
 			m.iterate(true)
 		}
 	})
+}
+
+// CoQueue: waiters wake in order (WaitFront jumps the queue), EnterNext releases the
+// lock around the wake, RestartAll wakes everyone, and a woken waiter takes the lock
+// again before Wait returns.
+func TestCoQueue(t *testing.T) {
+	eachMode(t, func(t *testing.T, m *mode) {
+		var q aiosource.CoQueue
+		var mu aiosource.CoMutex
+		var order []string
+		waiter := func(name string, front bool) *aiosource.Coroutine {
+			return aiosource.NewCoroutine(func(*aiosource.Coroutine) {
+				mu.Lock()
+				if front {
+					q.WaitFront(&mu)
+				} else {
+					q.Wait(&mu)
+				}
+				mu.AssertLocked()
+				order = append(order, name)
+				mu.Unlock()
+			})
+		}
+		done := false
+		m.ctx.ScheduleOneshot(func() {
+			for _, n := range []string{"a", "b", "c"} {
+				waiter(n, false).Enter()
+			}
+			waiter("front", true).Enter()
+			if q.Empty() {
+				t.Error("Empty() with four waiters")
+			}
+			// Outside a coroutine, the woken waiter runs before Next returns.
+			if !q.Next() || len(order) != 1 || order[0] != "front" {
+				t.Errorf("after Next: %v, want [front]", order)
+			}
+			aiosource.NewCoroutine(func(*aiosource.Coroutine) {
+				mu.Lock()
+				if !q.EnterNext(&mu) { // wakes a: it runs after this coroutine yields
+					t.Error("EnterNext found no waiter")
+				}
+				if len(order) != 1 {
+					t.Errorf("EnterNext from a coroutine ran the waiter at once: %v", order)
+				}
+				mu.Unlock()
+			}).Enter()
+			q.RestartAll()
+			if !q.Empty() || q.Next() {
+				t.Error("waiters left after RestartAll")
+			}
+			done = true
+		})
+		for !done {
+			m.iterate(true)
+		}
+		want := []string{"front", "a", "b", "c"}
+		for i := range want {
+			if len(order) != len(want) || order[i] != want[i] {
+				t.Fatalf("order %v, want %v", order, want)
+			}
+		}
+	})
+}
+
+// RescheduleSelf moves a coroutine between the two contexts of a MainLoop, both driven
+// by its thread; rescheduling to the current context does nothing. To a context that
+// another thread drives, it panics (TestCoroutineRescheduleSelfToAnotherThread): Go's
+// runtime coroutines cannot change threads.
+func TestCoroutineRescheduleSelf(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	mc := glibloop.NewMainContext()
+	defer mc.Unref()
+	ml, err := aiosource.NewMainLoop(mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ml.Close()
+	aio, ioh := ml.AioContext(), ml.IOHandler()
+	var seen []*aiosource.Context
+	done := false
+	aio.CoSchedule(aiosource.NewCoroutine(func(*aiosource.Coroutine) {
+		seen = append(seen, aiosource.CurrentContext())
+		aiosource.RescheduleSelf(aio) // already there
+		seen = append(seen, aiosource.CurrentContext())
+		aiosource.RescheduleSelf(ioh)
+		seen = append(seen, aiosource.CurrentContext())
+		aiosource.RescheduleSelf(aio)
+		seen = append(seen, aiosource.CurrentContext())
+		done = true
+	}))
+	for !done {
+		mc.Iteration(true)
+	}
+	want := []*aiosource.Context{aio, aio, ioh, aio}
+	for i := range want {
+		if seen[i] != want[i] {
+			t.Fatalf("step %d ran in %p, want %p (aio %p, io-handler %p)", i, seen[i], want[i], aio, ioh)
+		}
+	}
+}
+
+func TestCoroutineRescheduleSelfToAnotherThread(t *testing.T) {
+	it := newIOThreads(t, 2)
+	got := make(chan any, 1)
+	it.ths[0].Context().CoSchedule(aiosource.NewCoroutine(func(*aiosource.Coroutine) {
+		defer func() { got <- recover() }()
+		aiosource.RescheduleSelf(it.ths[1].Context())
+	}))
+	select {
+	case r := <-got:
+		if !strings.Contains(fmt.Sprint(r), "cannot move to another OS thread") {
+			t.Fatalf("RescheduleSelf to another thread's context: %v", r)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the coroutine never ran")
+	}
+}
+
+// A coroutine bound to one IOThread and woken from another runs on its own thread;
+// EnterIfInactive leaves a running coroutine alone.
+func TestCoroutineWakeAcrossThreads(t *testing.T) {
+	it := newIOThreads(t, 2)
+	var tid0 int
+	it.run(0, func() { tid0 = unix.Gettid() })
+	var co *aiosource.Coroutine
+	var ranOn []int
+	finished := make(chan struct{})
+	it.run(0, func() {
+		co = aiosource.NewCoroutine(func(self *aiosource.Coroutine) {
+			self.EnterIfInactive() // running: nothing
+			for i := 0; i < 3; i++ {
+				ranOn = append(ranOn, unix.Gettid())
+				aiosource.Yield()
+			}
+			close(finished)
+		})
+		co.Enter()
+	})
+	for i := 0; i < 3; i++ {
+		it.run(1, co.Wake) // from the other loop: scheduled on co's context
+		if i < 2 {
+			it.run(0, func() {}) // co has run its step by the time this BH runs
+		}
+	}
+	<-finished
+	for _, tid := range ranOn {
+		if tid != tid0 {
+			t.Fatalf("steps ran on threads %v, want all on %d", ranOn, tid0)
+		}
+	}
 }

@@ -104,9 +104,14 @@ func (c *Context) coScheduleBH() {
 }
 
 // RescheduleSelf moves the calling coroutine to the context to (aio_co_reschedule_self):
-// it yields, and resumes from a BH of to, on to's thread. The old context schedules it
-// only once it has yielded, so the two threads never run it at once. It does nothing
-// when to is the current context.
+// it yields, and resumes from a BH of to. The old context schedules it only once it has
+// yielded, so it never runs twice at once. It does nothing when to is the current
+// context.
+//
+// Unlike QEMU's, a coroutine cannot move to another OS thread: Go's runtime coroutines
+// run only on the thread they were made on. RescheduleSelf therefore moves between
+// contexts that the calling thread drives (a MainLoop's aio-context and io-handler), or
+// to a context no thread drives yet, and panics when another thread drives to.
 func RescheduleSelf(to *Context) {
 	co := Self()
 	if co == nil {
@@ -118,6 +123,9 @@ func RescheduleSelf(to *Context) {
 	}
 	if from == nil {
 		panic("aiosource: RescheduleSelf: the coroutine runs in no context's walk")
+	}
+	if d := to.home.rec.Load(); d != nil && d.m != co.w.t.m && to.active() > 0 {
+		panic(fmt.Sprintf("aiosource: RescheduleSelf: thread %d drives the target context; a coroutine cannot move to another OS thread (Go's runtime coroutines run only on the thread they were made on)", d.tid))
 	}
 	from.ScheduleOneshot(func() { to.CoSchedule(co) })
 	Yield()
