@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
 	"github.com/glibaio/glibaio/aiosource"
@@ -313,4 +314,46 @@ func TestCoScheduleOntoAnotherThread(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the coroutine was lost")
 	}
+}
+
+// No goroutine of a finished or pooled coroutine outlives its loop: an IOThread that
+// ran coroutines (its pool full of idle workers) leaves none once stopped, nor does a
+// Poll driver once its Polls have returned.
+func TestCoroutineNoLeak(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	th, err := aiosource.NewIOThread("co-leak")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	th.Context().ScheduleOneshot(func() {
+		var cos []*aiosource.Coroutine
+		for i := 0; i < 100; i++ { // 100 workers at once, then all back in the pool
+			co := aiosource.NewCoroutine(func(*aiosource.Coroutine) { aiosource.Yield() })
+			co.Enter()
+			cos = append(cos, co)
+		}
+		for _, co := range cos {
+			co.Enter()
+		}
+		close(done)
+	})
+	<-done
+	if err := th.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := aiosource.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ScheduleOneshot(func() {
+		for i := 0; i < 10; i++ {
+			aiosource.NewCoroutine(func(*aiosource.Coroutine) {}).Enter()
+		}
+	})
+	c.Poll(false)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, before)
 }
