@@ -41,12 +41,20 @@ type Task struct {
 // to GTK's GMainContext: see aiosource.NewMainLoop and package glibloop/gotk3). Go is
 // safe from any goroutine and from any callback. fn's waits return ctx's error once
 // ctx is done. A panic in fn is raised by the loop that runs it, as a
-// *glibloop.PanicError, and the Task ends with that error.
+// *glibloop.PanicError, and the Task ends with that error. On a closed context the
+// Task ends at once with aiosource.ErrClosed. To shut a loop down cleanly, cancel its
+// Tasks' contexts and let the loop run until they are Done before Close: a Task still
+// waiting when its context closes never resumes.
 func Go(ctx context.Context, ac *aiosource.Context, fn func(t *Task) error) *Task {
 	if ctx == nil || ac == nil || fn == nil {
 		panic("coroutine: Go: nil argument")
 	}
 	t := &Task{ctx: ctx, ac: ac, fn: fn, done: make(chan struct{})}
+	if ac.Closed() {
+		t.err = aiosource.ErrClosed
+		close(t.done)
+		return t
+	}
 	t.co = aiosource.NewCoroutine(t.run)
 	ac.CoSchedule(t.co)
 	return t

@@ -191,3 +191,16 @@ func TestTaskMisuse(t *testing.T) {
 	}
 	testutil.MustPanic(t, "coroutine: Sleep: called outside the Task's own coroutine", func() { _ = tk.Sleep(time.Millisecond) })
 }
+
+// Go on a closed context ends the Task at once with ErrClosed.
+func TestTaskClosedContext(t *testing.T) {
+	c, err := aiosource.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	tk := coroutine.Go(context.Background(), c, func(*coroutine.Task) error { return nil })
+	if err := tk.Wait(); !errors.Is(err, aiosource.ErrClosed) {
+		t.Fatalf("Wait() = %v, want ErrClosed", err)
+	}
+}

@@ -251,6 +251,20 @@ func (m *Model) CancelChecksum() {
 // Close stops the child and closes the contexts; it reports anything left alive.
 func (m *Model) Close() error {
 	m.CancelChecksum()
+	if m.checksum != nil { // let the cancelled Task return, at its next wait
+		timeout := time.After(5 * time.Second)
+	wait:
+		for {
+			select {
+			case <-m.checksum.Done():
+				break wait
+			case <-timeout:
+				break wait
+			default:
+				m.ml.MainContext().Iteration(true)
+			}
+		}
+	}
 	m.timer.Del()
 	if m.child != nil {
 		m.child.Process.Kill()

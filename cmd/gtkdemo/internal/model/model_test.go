@@ -115,8 +115,15 @@ func TestModelChecksum(t *testing.T) {
 	if !errors.Is(tk.Err(), context.Canceled) || v.checksum[len(v.checksum)-1] != "sha256: cancelled" {
 		t.Fatalf("cancelled checksum: err %v, shown %q", tk.Err(), v.checksum)
 	}
+	tk = m.Checksum(path) // Close with a checksum running: it is cancelled and returns
+	for len(v.checksum) == 0 {
+		mc.Iteration(true)
+	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if !isDone(tk) {
+		t.Fatal("Close left the checksum Task running")
 	}
 }
 
