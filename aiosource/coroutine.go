@@ -251,21 +251,32 @@ func (t *thread) drainPool(mark uintptr) {
 
 // enter is qemu_aio_coroutine_enter: it runs co, then, depth-first, what each coroutine
 // it ran woke, until none is left. The caller has just locked the goroutine to t's
-// thread (currentThread) and hands that lock over: the chain keeps it, or gives it back
-// if it is nested (acquire).
+// thread (currentThread) and hands that lock over. An enter directly in a walk of ctx
+// (the innermost walk, at the same callback level) runs in that walk, and gives the
+// lock back; any other counts itself in as an enter chain of its own (acquire), whose
+// end runs the parked coroutines of its level and retires its pool.
 func (t *thread) enter(ctx *Context, co *Coroutine) {
 	mark := cshim.StackMark()
+	if n := len(t.walks); n > 0 && t.walks[n-1].mark == mark && t.walks[n-1].ctx == ctx {
+		runtime.UnlockOSThread() // the walk's own lock keeps the thread
+		t.run(ctx, co, mark)
+		return
+	}
 	t.acquire(ctx, mark)
+	defer t.leave()
+	t.run(ctx, co, mark)
+}
+
+// run is the enter loop of enter, at the level mark.
+func (t *thread) run(ctx *Context, co *Coroutine, mark uintptr) {
 	var pending coList
 	from := t.current
 	defer func() {
 		t.current = from // a panic or Goexit may come out of a switch
 		if r := recover(); r != nil {
 			t.rescheduleAll(&pending)
-			t.leave()
 			panic(r)
 		}
-		t.leave()
 	}()
 	caller := from
 	if caller == nil {
@@ -288,7 +299,9 @@ func (t *thread) enter(ctx *Context, co *Coroutine) {
 			continue
 		}
 		to.caller = caller
-		to.ctx.Store(ctx)
+		if to.ctx.Load() != ctx {
+			to.ctx.Store(ctx)
+		}
 		t.current = to
 		to.w.next()
 		t.current = from

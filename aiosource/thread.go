@@ -35,7 +35,7 @@ type thread struct {
 	// atomic operations (which order them for the race detector too).
 	walks   []walkRec    // active walks and enter chains, the innermost last
 	current *Coroutine   // the coroutine running now, nil outside coroutines
-	coUsed  bool         // a coroutine ran here: walks record their level's mark
+	coUsed  bool         // a coroutine ran here: walks record their level's mark, if costly
 	pools   []coPool     // idle coroutine workers, by level
 	pooled  int          // workers in all pools
 	parked  []*Coroutine // coroutines woken at another level, waiting for theirs
@@ -104,7 +104,7 @@ func (t *thread) acquire(ctx *Context, mark uintptr) {
 	if t.held.Add(1) > 1 {
 		runtime.UnlockOSThread()
 	}
-	if mark == 0 && t.coUsed {
+	if mark == 0 && (t.coUsed || cshim.StackMarkCheap()) {
 		mark = cshim.StackMark()
 	}
 	t.walks = append(t.walks, walkRec{ctx: ctx, mark: mark})
