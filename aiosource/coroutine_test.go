@@ -162,8 +162,7 @@ func TestCoroutineOrder(t *testing.T) {
 // old one.
 func TestCoroutineNoDanglingAccess(t *testing.T) {
 	lockThread(t)
-	var c2 *aiosource.Coroutine
-	c2 = aiosource.NewCoroutine(func(*aiosource.Coroutine) { aiosource.Yield() })
+	c2 := aiosource.NewCoroutine(func(*aiosource.Coroutine) { aiosource.Yield() })
 	c1 := aiosource.NewCoroutine(func(*aiosource.Coroutine) { c2.Enter() })
 	c1.Enter() // c1 returns while c2 has yielded; c1 goes back to the pool
 	reused := false
