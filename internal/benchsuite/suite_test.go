@@ -185,7 +185,7 @@ func TestSuiteRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 16 || len(sc.Ours) != len(FDCounts) || len(sc.GLib) != len(FDCounts) {
+	if len(rows) != 23 || len(sc.Ours) != len(FDCounts) || len(sc.GLib) != len(FDCounts) {
 		t.Fatalf("%d rows, %d/%d scaling points", len(rows), len(sc.Ours), len(sc.GLib))
 	}
 	js, _ := json.Marshal(rows[0])
