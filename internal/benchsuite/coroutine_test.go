@@ -98,13 +98,6 @@ func TestCoScenariosRun(t *testing.T) {
 		}
 		l.Close()
 	}
-	for name, f := range map[string]func(int) (time.Duration, error){
-		"SigjmpPairs": cbaseline.SigjmpPairs, "SwapcontextPairs": cbaseline.SwapcontextPairs,
-	} {
-		if d, err := f(1000); err != nil || d <= 0 {
-			t.Errorf("%s: %v, %v", name, d, err)
-		}
-	}
 	for name, f := range map[string]func(int) time.Duration{
 		"PullPairs": PullPairs, "ChanRoundTrips": ChanRoundTrips, "MutexHandoffs": MutexHandoffs,
 	} {
