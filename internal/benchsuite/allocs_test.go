@@ -16,8 +16,8 @@ import (
 func TestSteadyStateAllocs(t *testing.T) {
 	leakcheck.Handles(t)
 	as := Allocs()
-	if len(as) != 5 {
-		t.Fatalf("%d allocation measurements, want 5", len(as))
+	if len(as) != 8 {
+		t.Fatalf("%d allocation measurements, want 8", len(as))
 	}
 	for _, a := range as {
 		if a.PerOp != 0 {

@@ -6,6 +6,7 @@ package benchsuite
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"runtime"
 	"slices"
 	"sync/atomic"
@@ -19,6 +20,10 @@ import (
 	"github.com/glibaio/glibaio/glibloop"
 	"github.com/glibaio/glibaio/internal/cbaseline"
 )
+
+// TargetReport is the Target of a row that reports a measurement against its baseline
+// without a target to meet: its Pass is always false, which claims nothing.
+const TargetReport = "report"
 
 // Row is one line of the report.
 type Row struct {
@@ -36,6 +41,15 @@ type Config struct {
 	Rounds int // interleaved rounds per comparison; the medians are reported
 	Ops    int // operations per round
 	Quick  bool
+	Only   *regexp.Regexp // if set, only the sections (Sections) whose name it matches run
+}
+
+// Selects reports whether the section named name runs under c.
+func (c Config) Selects(name string) bool {
+	if !slices.Contains(Sections, name) {
+		panic("benchsuite: unknown section " + name)
+	}
+	return c.Only == nil || c.Only.MatchString(name)
 }
 
 // QuickConfig finishes the whole suite in well under a minute on 2 cores.
