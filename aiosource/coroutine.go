@@ -267,17 +267,12 @@ func (t *thread) enter(ctx *Context, co *Coroutine) {
 	t.run(ctx, co, mark)
 }
 
-// run is the enter loop of enter, at the level mark.
+// run is the enter loop of enter, at the level mark. A coroutine's panic never comes
+// out of a switch (its worker catches it, runEntry); the panics raised here leave the
+// coroutines still pending scheduled on their contexts, and t.current as it was.
 func (t *thread) run(ctx *Context, co *Coroutine, mark uintptr) {
 	var pending coList
 	from := t.current
-	defer func() {
-		t.current = from // a panic or Goexit may come out of a switch
-		if r := recover(); r != nil {
-			t.rescheduleAll(&pending)
-			panic(r)
-		}
-	}()
 	caller := from
 	if caller == nil {
 		caller = leader
@@ -286,16 +281,18 @@ func (t *thread) run(ctx *Context, co *Coroutine, mark uintptr) {
 	for !pending.empty() {
 		to := pending.pop()
 		if s := to.scheduled.Load(); s != nil {
+			t.rescheduleAll(&pending)
 			panic(fmt.Sprintf("aiosource: qemu_aio_coroutine_enter: Co-routine was already scheduled in '%s'", *s))
 		}
 		if to.caller != nil {
+			t.rescheduleAll(&pending)
 			panic("aiosource: Co-routine re-entered recursively")
 		}
 		if to.w == nil {
 			to.w = t.worker(mark)
 			to.w.co = to
 		} else if to.w.t != t || to.w.mark != mark {
-			t.elsewhere(to)
+			t.elsewhere(to, &pending)
 			continue
 		}
 		to.caller = caller
@@ -303,13 +300,13 @@ func (t *thread) run(ctx *Context, co *Coroutine, mark uintptr) {
 			to.ctx.Store(ctx)
 		}
 		t.current = to
-		to.w.next()
+		to.w.next() // runs it until it yields or returns; a Goexit in it ends us too
 		t.current = from
 		if !to.wakeup.empty() {
 			pending.pushFrontList(&to.wakeup) // what it woke runs first, in order
 		}
 		if to.done {
-			t.terminate(to)
+			t.terminate(to, &pending)
 		}
 	}
 }
@@ -321,11 +318,14 @@ func (t *thread) leave() {
 }
 
 // terminate recycles a coroutine whose entry returned, and raises its panic.
-func (t *thread) terminate(co *Coroutine) {
+func (t *thread) terminate(co *Coroutine, pending *coList) {
 	w, pe, held := co.w, co.panicked, co.locksHeld
 	*co = Coroutine{}
 	coroutines.Put(co)
 	t.putWorker(w)
+	if pe != nil || held != 0 {
+		t.rescheduleAll(pending)
+	}
 	if pe != nil {
 		panic(pe)
 	}
@@ -338,10 +338,11 @@ func (t *thread) terminate(co *Coroutine) {
 // running now: one of this thread is parked for its level; one of another thread goes
 // back to its context, whose thread runs it (Go's runtime coroutines never change
 // threads); one with no context cannot be run.
-func (t *thread) elsewhere(co *Coroutine) {
+func (t *thread) elsewhere(co *Coroutine, pending *coList) {
 	ctx := co.ctx.Load()
 	switch {
 	case ctx == nil:
+		t.rescheduleAll(pending)
 		panic("aiosource: coroutine entered on another OS thread or callback level than it first ran at, with no context to run it later (Go's runtime coroutines switch only at the level at which they were made)")
 	case co.w.t == t:
 		t.parked = append(t.parked, co)

@@ -58,9 +58,20 @@ var threads struct {
 	more map[uintptr]*thread
 }
 
-// threadOf returns the record of the thread whose M is m, making it on first use.
+// threadOf returns the record of the thread whose M is m, making it on first use. The
+// first probe is inlined: it finds the record of every thread but a colliding one.
 func threadOf(m uintptr) *thread {
-	h := (m >> 6) * 0x9E3779B97F4A7C15 >> 56 // 8 bits of a Fibonacci hash
+	if t := threads.tab[threadHash(m)].Load(); t != nil && t.m == m {
+		return t
+	}
+	return threadOfSlow(m)
+}
+
+// threadHash is 8 bits of a Fibonacci hash of an M's address.
+func threadHash(m uintptr) uintptr { return (m >> 6) * 0x9E3779B97F4A7C15 >> 56 }
+
+func threadOfSlow(m uintptr) *thread {
+	h := threadHash(m)
 	for i := uintptr(0); i < uintptr(len(threads.tab)); i++ {
 		slot := &threads.tab[(h+i)%uintptr(len(threads.tab))]
 		t := slot.Load()
@@ -125,6 +136,7 @@ func (t *thread) release() {
 	t.walks[len(t.walks)-1] = walkRec{}
 	t.walks = t.walks[:len(t.walks)-1]
 	if t.held.Add(-1) == 0 {
+		t.current = nil // left set only by a Goexit out of a coroutine
 		runtime.UnlockOSThread()
 	}
 }
