@@ -38,7 +38,7 @@ type CoLoop struct {
 	// allocates nothing.
 	enterYieldBody, createBody, handoffBody func()
 	tick                                    func()
-	yielder, nop, locker, warm              func(*aiosource.Coroutine)
+	yielder, nop, locker                    func(*aiosource.Coroutine)
 	stop                                    bool
 	mu                                      aiosource.CoMutex
 	Steps, Locks                            int // yields and lock acquisitions, for the tests
@@ -59,7 +59,6 @@ func NewCoLoop(glib bool) (*CoLoop, error) {
 	l.bh = c.NewBH("cobench", l.runBody)
 	l.enterYieldBody, l.createBody, l.handoffBody = l.doEnterYield, l.doCreate, l.doHandoff
 	l.tick, l.yielder, l.nop, l.locker = l.oneshotRan, l.yieldLoop, l.nothing, l.lockLoop
-	l.warm = func(*aiosource.Coroutine) {}
 	return l, nil
 }
 
@@ -69,16 +68,9 @@ func (l *CoLoop) runBody() {
 }
 
 // run runs body in the BH once, on a locked goroutine, and returns what it timed.
-//
-// It first runs a coroutine outside any walk. aiosource records the callback level of a
-// walk only on a thread that has run a coroutine before the walk began (thread.acquire);
-// in the first such walk on a thread, each enter chain that ends finds no enclosing walk
-// at its level and drains the pool, so that every create there makes a new worker. The
-// warm-up makes every timed walk a steady-state one, whichever thread runs it.
 func (l *CoLoop) run(body func(), n int) time.Duration {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	aiosource.NewCoroutine(l.warm).Enter()
 	l.body, l.n, l.el, l.ran = body, n, 0, false
 	l.bh.Schedule()
 	for !l.ran {
