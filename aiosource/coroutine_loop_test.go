@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/glibaio/glibaio/aiosource"
-	"github.com/glibaio/glibaio/glibloop"
 )
 
 // Coroutines on a loop, driven by Poll and by GLib iterations, at callback nesting
@@ -375,13 +374,7 @@ func TestCoQueue(t *testing.T) {
 func TestCoroutineRescheduleSelf(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	mc := glibloop.NewMainContext()
-	defer mc.Unref()
-	ml, err := aiosource.NewMainLoop(mc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ml.Close()
+	ml, mc := newMainLoop(t)
 	aio, ioh := ml.AioContext(), ml.IOHandler()
 	var seen []*aiosource.Context
 	done := false

@@ -18,19 +18,33 @@ import (
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
+// newMainLoop returns a MainLoop on a GMainContext of its own, closed (and checked for
+// leaks) when the test ends.
+func newMainLoop(t *testing.T) (*aiosource.MainLoop, *glibloop.MainContext) {
+	t.Helper()
+	leakcheck.Handles(t)
+	mc := glibloop.NewMainContext()
+	ml, err := aiosource.NewMainLoop(mc)
+	if err != nil {
+		mc.Unref()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ml.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		mc.Unref()
+	})
+	return ml, mc
+}
+
 // runLoop runs a MainLoop on the calling (locked) goroutine until the tasks that start
 // starts have finished, and returns the loop thread's id.
 func runLoop(t *testing.T, start func(ml *aiosource.MainLoop) []*coroutine.Task) int {
 	t.Helper()
-	leakcheck.Handles(t)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	mc := glibloop.NewMainContext()
-	defer mc.Unref()
-	ml, err := aiosource.NewMainLoop(mc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ml, _ := newMainLoop(t)
 	tasks := start(ml)
 	go func() {
 		for _, tk := range tasks {
@@ -42,9 +56,6 @@ func runLoop(t *testing.T, start func(ml *aiosource.MainLoop) []*coroutine.Task)
 	defer cancel()
 	if err := ml.Run(ctx); err != nil {
 		t.Fatalf("Run: %v", err)
-	}
-	if err := ml.Close(); err != nil {
-		t.Errorf("Close: %v", err)
 	}
 	return unix.Gettid()
 }
@@ -149,16 +160,9 @@ func TestTaskCancel(t *testing.T) {
 
 // A panic in a Task comes out of the loop that runs it, and the Task ends with it.
 func TestTaskPanic(t *testing.T) {
-	leakcheck.Handles(t)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	mc := glibloop.NewMainContext()
-	defer mc.Unref()
-	ml, err := aiosource.NewMainLoop(mc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ml.Close()
+	ml, mc := newMainLoop(t)
 	tk := coroutine.Go(context.Background(), ml.AioContext(), func(*coroutine.Task) error { panic("task boom") })
 	var r any
 	func() {
