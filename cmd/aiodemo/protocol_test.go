@@ -150,10 +150,10 @@ func TestParserPause(t *testing.T) {
 func TestParserFlush(t *testing.T) {
 	leakcheck.Handles(t)
 	for in, want := range map[string][]string{
-		`5`:             {"GenericError: QMP input must be a JSON object"},
-		`{"a":1`:        {"GenericError: JSON parse error, premature EOI"},
-		`{"a":"unterm`:  {`GenericError: JSON parse error, stray '"unterm'`},
-		`{"a":1}`:       {"GenericError: QMP input member 'a' is unexpected"},
+		`5`:              {"GenericError: QMP input must be a JSON object"},
+		`{"a":1`:         {"GenericError: JSON parse error, premature EOI"},
+		`{"a":"unterm`:   {`GenericError: JSON parse error, stray '"unterm'`},
+		`{"a":1}`:        {"GenericError: QMP input member 'a' is unexpected"},
 		"{\"id\":1}\n  ": {"GenericError: QMP input lacks member 'execute' id=1"},
 	} {
 		var ms []qmpMessage

@@ -574,19 +574,22 @@ func (s *server) maybeFinish() {
 	s.ml.Quit()
 }
 
+// closeListeners stops accepting. The socket file goes first, while the listener is
+// still open: a bound socket pins its inode, so a path with the same device and inode
+// is this server's socket and not a newer file that reused a freed inode number.
 func (s *server) closeListeners() {
-	for _, fd := range s.lfds {
-		s.ioh.SetFDHandler(fd, aiosource.FDHandler{})
-		unix.Close(fd)
-	}
-	s.lfds = nil
-	s.fdl.forget()
 	if s.cfg.Socket != "" && s.sockID != (socketID{}) {
 		if ok, why := removeOwnSocket(s.cfg.Socket, s.sockID); !ok {
 			s.log.Warn("aiodemo: socket left in place", "socket", s.cfg.Socket, "why", why)
 		}
 		s.sockID = socketID{}
 	}
+	for _, fd := range s.lfds {
+		s.ioh.SetFDHandler(fd, aiosource.FDHandler{})
+		unix.Close(fd)
+	}
+	s.lfds = nil
+	s.fdl.forget()
 }
 
 // teardown runs after the loop ended: every client, timer, BH and source goes, and the

@@ -120,7 +120,8 @@ func bindUnixSocket(path string) (int, socketID, error) {
 
 // removeOwnSocket removes path if it is still the socket this server bound (same
 // device and inode); a path that another server took over meanwhile is left alone.
-// It reports whether it removed the file, and why not.
+// It reports whether it removed the file, and why not. Call it while the socket is
+// still open: the open socket keeps its inode from being reused.
 func removeOwnSocket(path string, id socketID) (bool, string) {
 	unlock, err := lockSocketDir(path)
 	if err != nil {
