@@ -26,31 +26,14 @@ const fdLimitChild = "GLIBAIO_FDLIMIT_CHILD"
 // cases run in a subprocess (this test binary again), which lowers RLIMIT_NOFILE and
 // fills the fd table with dups of /dev/null.
 func TestFDLimitConstructors(t *testing.T) {
-	if os.Getenv(fdLimitChild) == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestFDLimitConstructors$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), fdLimitChild+"=1")
-		out, err := cmd.CombinedOutput()
-		t.Logf("subprocess:\n%s", out)
-		if err != nil {
-			t.Fatalf("subprocess: %v", err)
-		}
+	if runChild(t, "TestFDLimitConstructors") {
 		return
 	}
-	// Go's runtime makes its netpoller (an epoll fd and an eventfd) at the first timer
-	// and throws if it cannot: the pool's idle reaper is a time.Timer. Any real program
-	// has made it long before; make it here, before the fds run out.
+	// Go's runtime makes its netpoller (two fds) at the first timer: New makes sure it
+	// exists (TestFDLimitNetpoll). Make it here, so that the fds counted below are the
+	// constructors' own.
 	time.AfterFunc(time.Hour, func() {}).Stop()
-	var rl unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
-		t.Fatal(err)
-	}
-	// A low soft limit keeps the dups few; the hard limit stays, to restore it.
-	low := rl
-	low.Cur = uint64(countFDs(t)) + 64
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
+	lowerNofile(t)
 
 	mc := glibloop.NewMainContext() // NewMainLoop's caller makes the GMainContext
 	defer mc.Unref()
@@ -144,6 +127,76 @@ func TestFDLimitConstructors(t *testing.T) {
 			t.Fatalf("with no fd free: work ran %v, completed %v", ran, completed)
 		}
 	})
+}
+
+// runChild runs test in a subprocess (this test binary again) and reports true, or,
+// in that subprocess, reports false so that the test runs its cases.
+func runChild(t *testing.T, test string) bool {
+	t.Helper()
+	if os.Getenv(fdLimitChild) != "" {
+		return false
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), fdLimitChild+"=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("subprocess:\n%s", out)
+	if err != nil {
+		t.Fatalf("subprocess: %v", err)
+	}
+	return true
+}
+
+// lowerNofile lowers the soft RLIMIT_NOFILE to 64 above the fds open now, so that
+// useUpFDs makes few dups; the cleanup restores it.
+func lowerNofile(t *testing.T) {
+	t.Helper()
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	low := rl
+	low.Cur = uint64(countFDs(t)) + 64
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_NOFILE, &rl) })
+}
+
+// In a process whose runtime has not made its netpoller yet (no timer so far), New at
+// the fd limit fails with EMFILE rather than letting the runtime throw, and once New
+// succeeded, the thread pool's timers work with no fd free.
+func TestFDLimitNetpoll(t *testing.T) {
+	if runChild(t, "TestFDLimitNetpoll") {
+		return
+	}
+	lowerNofile(t)
+	for free := 0; free < 2; free++ {
+		release := useUpFDs(t, free)
+		_, err := aiosource.New()
+		release()
+		if !errors.Is(err, syscall.EMFILE) {
+			t.Fatalf("%d fds free, no netpoller yet: New returned %v, want EMFILE", free, err)
+		}
+	}
+	c, err := aiosource.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	release := useUpFDs(t, 0)
+	defer release()
+	// Work on the pool, then its worker idles: the idle reaper is a Go timer.
+	done := 0
+	for range 3 {
+		c.Submit(func() error { return nil }, func(error) { done++ })
+	}
+	for deadline := time.Now().Add(10 * time.Second); done < 3 && time.Now().Before(deadline); {
+		c.Poll(true)
+	}
+	time.Sleep(20 * time.Millisecond) // a Go timer of the test's own, at the limit
+	if done != 3 {
+		t.Fatalf("%d of 3 completions", done)
+	}
 }
 
 // countFDs counts the process's open fds.

@@ -18,8 +18,8 @@ import (
 // When the server closes one of its own fds (a client goes), a BH puts it back at
 // once, so the clients waiting in the backlog are greeted as soon as an fd is free.
 // The condition is logged when it starts, then at most once per acceptLogInterval
-// with the number of failures since the last line, and once more when accept works
-// again.
+// with the number of failures since the last line, and once more when the backlog is
+// empty again.
 const (
 	acceptBackoffMin  = 5 * time.Millisecond
 	acceptBackoffMax  = 500 * time.Millisecond
@@ -73,8 +73,11 @@ func (l *acceptLimit) pause(lfd int, err error) {
 	}
 }
 
-// accepted notes a successful accept: an episode of failures, if any, ends.
-func (l *acceptLimit) accepted() {
+// drained notes that accept found the backlog empty (EAGAIN): every waiting client
+// got its fd, and an episode of failures, if any, is over. An accept that succeeds
+// between two failures does not end it: at the limit, each fd that comes free lets one
+// client in, and that is no reason for another log line.
+func (l *acceptLimit) drained() {
 	if l.since.IsZero() {
 		return
 	}

@@ -378,3 +378,32 @@ func dump(msgs []any) string {
 	}
 	return b.String()
 }
+
+// aiodemo client talks to a real QEMU monitor: QEMU's "\r\n" line ends, its greeting,
+// an object typed over two lines, and the SHUTDOWN event before quit's reply.
+func TestClientAgainstQEMU(t *testing.T) {
+	leakcheck.Handles(t)
+	qemu := qemuBinary(t)
+	socket, qcmd := startQEMU(t, qemu)
+	c := exec.Command(aiodemoBin, "client", "--socket", socket)
+	c.Stdin = strings.NewReader("qmp_capabilities\nquery-version\n{\"execute\": \"query-status\",\n \"id\": 7}\nquit\n")
+	out, err := c.CombinedOutput()
+	if err != nil {
+		t.Fatalf("client: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		`<- {"QMP": {"version": {"qemu": {`,
+		"-> {\"execute\": \"query-status\",\n->  \"id\": 7}",
+		`<- {"return": {"qemu": {`,
+		`"running": true}, "id": 7}`,
+		`"event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}}` + "\n<- {\"return\": {}}",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("client output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "\r") {
+		t.Errorf("QEMU's \\r\\n reached the output:\n%q", out)
+	}
+	qcmd.Wait()
+}

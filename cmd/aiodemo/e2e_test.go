@@ -281,12 +281,12 @@ func TestClientCommand(t *testing.T) {
 	leakcheck.Handles(t)
 	socket, cmd, stderr := startServer(t)
 	c := exec.Command(aiodemoBin, "client", "--socket", socket)
-	c.Stdin = strings.NewReader("qmp_capabilities\necho data=hello\nsleep ms=20\n{\"execute\":\"quit\"}\n")
+	c.Stdin = strings.NewReader("qmp_capabilities\necho data=hello\nsleep ms=20\n{\"execute\": \"echo\",\n\"arguments\": {\"data\": \"two lines\"}}\n{\"execute\":\"quit\"}\n")
 	out, err := c.CombinedOutput()
 	if err != nil {
 		t.Fatalf("client: %v\n%s", err, out)
 	}
-	for _, want := range []string{`-> {"arguments":{"data":"hello"},"execute":"echo"}`, `<- {"return":{"data":"hello"}}`, `<- {"return":{"slept_ms":20}}`} {
+	for _, want := range []string{`-> {"arguments":{"data":"hello"},"execute":"echo"}`, `<- {"return":{"data":"hello"}}`, `<- {"return":{"slept_ms":20}}`, `<- {"return":{"data":"two lines"}}`} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Fatalf("client output lacks %q:\n%s", want, out)
 		}

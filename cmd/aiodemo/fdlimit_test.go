@@ -164,4 +164,15 @@ func TestFDLimitCalm(t *testing.T) {
 	if !strings.Contains(stderr.String(), "too many open files") {
 		t.Errorf("the server did not log the fd limit:\n%s", stderr)
 	}
+	// Every client hangs up: the server takes the rest of the backlog, finds it empty,
+	// and says the condition is over.
+	for _, w := range ws {
+		w.c.Close()
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "accept works again"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not log the end of the fd limit:\n%s", stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

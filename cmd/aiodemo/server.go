@@ -206,13 +206,14 @@ func (s *server) accept(lfd int) {
 		fd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err != nil {
 			switch {
-			case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
+			case errors.Is(err, unix.EAGAIN):
+				s.fdl.drained()
+			case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
 			default:
 				s.fdl.pause(lfd, err)
 			}
 			return
 		}
-		s.fdl.accepted()
 		if s.closing || len(s.clients) >= s.cfg.MaxClients {
 			unix.Close(fd)
 			continue
