@@ -9,7 +9,7 @@ PC_PKGS  := glib-2.0 gobject-2.0 gio-2.0 gtk+-3.0
 # detector, whose instrumentation allocates. Found by grep, so a new one is not missed.
 ALLOC_PKGS = $(sort $(dir $(shell grep -rl --include='*_test.go' -E 'func Test[A-Za-z0-9_]*Allocs' .)))
 
-.PHONY: deps build test test-cgocheck2 test-asan check bench lint demo api
+.PHONY: deps qemu xvfb build test test-cgocheck2 test-asan check check-qmp check-gtkdemo bench lint demo api
 
 # deps installs the C libraries with apt-get, only when pkg-config cannot find them.
 deps:
@@ -18,6 +18,26 @@ deps:
 	else \
 		echo "deps: installing $(APT_PKGS)"; \
 		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $(APT_PKGS); \
+	fi
+
+# qemu installs Debian's qemu-system-x86 with apt-get, only when qemu-system-x86_64 is
+# missing: the QMP conformance test compares aiodemo with it.
+qemu:
+	@if command -v qemu-system-x86_64 >/dev/null 2>&1; then \
+		echo "qemu: $$(qemu-system-x86_64 --version | head -1) found"; \
+	else \
+		echo "qemu: installing qemu-system-x86"; \
+		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y qemu-system-x86; \
+	fi
+
+# xvfb installs Debian's xvfb (xvfb-run, and xauth, which it needs) with apt-get, only
+# when xvfb-run is missing: check-gtkdemo runs the GTK window on it.
+xvfb:
+	@if command -v xvfb-run >/dev/null 2>&1 && command -v xauth >/dev/null 2>&1; then \
+		echo "xvfb: xvfb-run found"; \
+	else \
+		echo "xvfb: installing xvfb xauth"; \
+		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y xvfb xauth; \
 	fi
 
 build: deps
@@ -43,13 +63,28 @@ test-asan: deps
 # included); the model test at 10,000 sequences per mode; a minute of fuzzing for each
 # target; the stress tests at full size (1,000,000 BHs, 10,000 fds, 1,000 hostile
 # clients); and a 10-minute soak of aiodemo under load. make test runs the quick form of
-# each.
-check: deps test-cgocheck2 test-asan
+# each. Then the QMP conformance test against a real QEMU and gtkdemo's window under
+# Xvfb (check-qmp, check-gtkdemo).
+check: deps test-cgocheck2 test-asan check-qmp check-gtkdemo
 	$(GO) test -count=1 -run 'TestModel' ./aiosource -rapid.checks=10000
 	$(GO) test -run='^$$' -fuzz=FuzzAioOps -fuzztime=60s ./aiosource
 	$(GO) test -run='^$$' -fuzz=FuzzParseRequest -fuzztime=60s ./cmd/aiodemo
 	GLIBAIO_STRESS=full $(GO) test -count=1 -run 'Stress|OneshotRingModel' -timeout 30m -v ./aiosource ./cmd/aiodemo
 	GLIBAIO_SOAK=10m $(GO) test -count=1 -run 'TestSoak' -timeout 30m -v ./cmd/aiodemo
+
+# check-qmp: the same byte streams to a real QEMU (qemu-system-x86_64 -machine none)
+# and to aiodemo; the shape of every reply is compared (cmd/aiodemo/conformance_test.go).
+check-qmp: deps qemu
+	$(GO) test -count=1 -run '^TestQMPConformance$$' -v ./cmd/aiodemo
+
+# check-gtkdemo: the real gotk3 window on an X server in memory. gtkdemo floods 1,000,000
+# BHs, waits for the window to draw and the flood to finish, and saves a screenshot; it
+# fails if either did not happen or the picture is blank. make test needs no display.
+check-gtkdemo: deps xvfb
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	$(GO) build -o "$$dir/gtkdemo" ./cmd/gtkdemo && \
+	xvfb-run -a -s "-screen 0 1024x768x24" "$$dir/gtkdemo" -flood -screenshot "$$dir/gtkdemo.png" && \
+	test -s "$$dir/gtkdemo.png"
 
 # bench: cmd/aiobench's side-by-side table (and its chart), then the go test benchmarks.
 bench: deps

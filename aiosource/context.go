@@ -134,8 +134,14 @@ type level struct {
 
 // New creates an AioContext (aio_context_new). It is not attached to any GMainContext;
 // use Attach, or drive it with Poll. When its fds cannot be made, the error wraps the
-// syscall.Errno (errors.Is syscall.EMFILE, for instance).
+// syscall.Errno (errors.Is syscall.EMFILE, for instance), and nothing is left behind.
+// The first New also makes sure Go's runtime has made its netpoller, which the thread
+// pool's timers need and which the runtime cannot make at the fd limit without dying
+// (netpoll.go).
 func New() (*Context, error) {
+	if err := ensureNetpoll(); err != nil {
+		return nil, fmt.Errorf("aiosource: New: %w", err)
+	}
 	c := &Context{liveBHs: map[*BH]struct{}{}}
 	c.oneshotWP = watch.NewPoint("BH", "oneshot", nil)
 	c.oneshots.init()

@@ -3,6 +3,7 @@ package aiosource
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,13 @@ type IOThread struct {
 // NewIOThread starts an IOThread. A panic in one of its callbacks goes to the glibloop
 // panic handler (glibloop.SetPanicHandler; by default it prints it and exits with
 // status 2), and the thread keeps running.
+//
+// At the fd limit it fails with an error that wraps the syscall.Errno (errors.Is
+// syscall.EMFILE) and leaves no fd behind. The thread's GMainContext needs an fd for
+// its wakeup, and so does GLib's default context if nothing made it yet; GLib aborts
+// the process when it cannot make one (g_wakeup_new calls g_error). So NewIOThread
+// first makes sure two fds can be had: only another thread that takes the last fds
+// between that check and GLib's can still make GLib abort.
 func NewIOThread(id string) (*IOThread, error) {
 	ctx, err := New()
 	if err != nil {
@@ -56,6 +64,24 @@ func NewIOThread(id string) (*IOThread, error) {
 		ctx.Close()
 		return nil, err
 	}
+	// Two GLib wakeups may need an fd each: the thread's GMainContext, and GLib's
+	// global default context, which g_main_context_push_thread_default makes if no one
+	// has yet. Hold two fds, and hand each back just before GLib needs it.
+	var probe [2]int
+	for i := range probe {
+		fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+		if err != nil {
+			if i > 0 {
+				unix.Close(probe[0])
+			}
+			ctx.Close()
+			return nil, fmt.Errorf("aiosource: NewIOThread: GMainContext wakeup: %w", os.NewSyscallError("eventfd", err))
+		}
+		probe[i] = fd
+	}
+	unix.Close(probe[0])
+	glibloop.DefaultContext() // g_main_context_default: made now if it was not
+	unix.Close(probe[1])
 	t := &IOThread{id: id, ctx: ctx, gctx: glibloop.NewMainContext(), done: make(chan struct{})}
 	ctx.Source().SetName(fmt.Sprintf("IO %s aio-context", id))
 	ctx.Attach(t.gctx)

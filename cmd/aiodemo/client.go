@@ -18,9 +18,11 @@ func cmdClient(argv []string) error {
 	return runClient(*socket, *tcp, os.Stdin, os.Stdout)
 }
 
-// runClient copies what the server sends to out as it arrives, and sends each line of
-// in: JSON as is, or shorthand ("qmp_capabilities", "sleep ms=200", "echo data=hi").
-// It returns when in ends (after the replies to the last lines) or the server closes.
+// runClient copies what the server sends to out as it arrives, one JSON object per
+// "<-" line, and sends what in carries: JSON as typed (an object may span lines, and a
+// line may hold several), or a shorthand line ("qmp_capabilities", "sleep ms=200",
+// "echo data=hi"). It reads any QMP server, QEMU's included. It returns when in ends
+// (after the replies to the last requests) or the server closes.
 func runClient(socket, tcp string, in io.Reader, out io.Writer) error {
 	m, greeting, err := dial(socket, tcp)
 	if err != nil {
@@ -32,22 +34,32 @@ func runClient(socket, tcp string, in io.Reader, out io.Writer) error {
 	serverGone := make(chan error, 1)
 	go func() {
 		for {
-			line, err := m.readLine()
+			msg, err := m.readMessage()
 			if err != nil {
 				serverGone <- err
 				return
 			}
-			fmt.Fprintf(out, "<- %s\n", line)
+			fmt.Fprintf(out, "<- %s\n", msg)
 		}
 	}()
+	// typed tracks the JSON the user types, with the server's own parser, so that the
+	// lines of an object that spans lines all go out as JSON, not as shorthand.
+	typed := newJSONMessageParser(0, func(any, *qmpError, []byte) {})
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
+		line := sc.Text()
+		trimmed := strings.TrimSpace(line)
+		var req string
+		switch {
+		case !typed.idle() || strings.HasPrefix(trimmed, "{") || strings.HasPrefix(trimmed, "["):
+			req = line
+			typed.feed([]byte(line + "\n"))
+		case trimmed == "":
 			continue
+		default:
+			req = shorthand(trimmed)
 		}
-		req := shorthand(line)
 		if err := m.sendLine([]byte(req)); err != nil {
 			return err
 		}
@@ -58,12 +70,9 @@ func runClient(socket, tcp string, in io.Reader, out io.Writer) error {
 	return nil
 }
 
-// shorthand turns "cmd k=v ..." into a QMP request; a line that starts with "{" is sent
-// as is. Values that parse as JSON are sent as such, others as strings.
+// shorthand turns "cmd k=v ..." into a QMP request. Values that parse as JSON are sent
+// as such, others as strings.
 func shorthand(line string) string {
-	if strings.HasPrefix(line, "{") {
-		return line
-	}
 	fields := strings.Fields(line)
 	req := map[string]any{"execute": fields[0]}
 	if len(fields) > 1 {

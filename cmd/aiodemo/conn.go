@@ -1,17 +1,24 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 )
 
-// monitorConn is the client side of the protocol, over a real socket.
+// monitorConn is the client side of the protocol, over a real socket. What the server
+// sends goes through the same stream parser as the server's input (jsonstream.go), so
+// it reads any QMP server: aiodemo's one object per line, QEMU's "\r\n" line ends, or
+// objects that share or span lines.
 type monitorConn struct {
-	c net.Conn
-	r *bufio.Reader
+	c    net.Conn
+	buf  []byte
+	p    *jsonMessageParser
+	msgs [][]byte // complete messages, as they arrived
+	perr error    // the server sent something that is not JSON
 }
 
 // dial connects to the unix socket, or to tcp when it is not empty, and reads the
@@ -31,13 +38,28 @@ func dial(socket, tcp string) (*monitorConn, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	m := &monitorConn{c: c, r: bufio.NewReaderSize(c, 1<<20)}
-	greeting, err := m.readLine()
+	m := newMonitorConn(c)
+	greeting, err := m.readMessage()
 	if err != nil {
 		c.Close()
 		return nil, nil, fmt.Errorf("reading the greeting: %w", err)
 	}
 	return m, greeting, nil
+}
+
+func newMonitorConn(c net.Conn) *monitorConn {
+	m := &monitorConn{c: c, buf: make([]byte, 64<<10)}
+	m.p = newJSONMessageParser(0, func(_ any, err *qmpError, raw []byte) {
+		if err != nil {
+			if m.perr == nil {
+				m.perr = fmt.Errorf("the server sent malformed JSON: %s", err.Desc)
+			}
+			return
+		}
+		m.msgs = append(m.msgs, append([]byte(nil), raw...))
+	})
+	m.p.wantRaw = true
+	return m
 }
 
 func (m *monitorConn) Close() error { return m.c.Close() }
@@ -49,31 +71,45 @@ func (m *monitorConn) sendLine(line []byte) error {
 	return err
 }
 
-// readLine returns the next line the server sent, without its newline.
-func (m *monitorConn) readLine() ([]byte, error) {
-	m.c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	line, err := m.r.ReadBytes('\n')
-	if err != nil {
-		return nil, err
+// readMessage returns the next JSON object the server sent, as it arrived.
+func (m *monitorConn) readMessage() ([]byte, error) {
+	for len(m.msgs) == 0 {
+		if m.perr != nil {
+			return nil, m.perr
+		}
+		m.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		n, err := m.c.Read(m.buf)
+		m.p.feed(m.buf[:n])
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				m.p.flush()
+				if len(m.msgs) > 0 {
+					break
+				}
+			}
+			return nil, err
+		}
 	}
-	return line[:len(line)-1], nil
+	msg := m.msgs[0]
+	m.msgs = m.msgs[1:]
+	return msg, nil
 }
 
 // readReply reads until a reply (not an event) and returns it and the events before it.
 func (m *monitorConn) readReply() (reply []byte, events [][]byte, err error) {
 	for {
-		line, err := m.readLine()
+		msg, err := m.readMessage()
 		if err != nil {
 			return nil, events, err
 		}
 		var probe struct {
 			Event *string `json:"event"`
 		}
-		if json.Unmarshal(line, &probe) == nil && probe.Event != nil {
-			events = append(events, line)
+		if json.Unmarshal(msg, &probe) == nil && probe.Event != nil {
+			events = append(events, msg)
 			continue
 		}
-		return line, events, nil
+		return msg, events, nil
 	}
 }
 
@@ -90,13 +126,13 @@ func (m *monitorConn) call(execute string, args any, id any) (map[string]any, er
 	if err := m.sendLine(b); err != nil {
 		return nil, err
 	}
-	line, _, err := m.readReply()
+	msg, _, err := m.readReply()
 	if err != nil {
 		return nil, err
 	}
 	var resp map[string]any
-	if err := json.Unmarshal(line, &resp); err != nil {
-		return nil, fmt.Errorf("bad reply %q: %w", line, err)
+	if err := json.Unmarshal(msg, &resp); err != nil {
+		return nil, fmt.Errorf("bad reply %q: %w", msg, err)
 	}
 	return resp, nil
 }

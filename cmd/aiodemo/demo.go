@@ -162,6 +162,26 @@ func runScript(socket string, w io.Writer, narrate bool) error {
 		}
 		return expect(reply, want)
 	}
+	// stepN sends a line that carries several requests and checks their replies.
+	stepN := func(c *scriptConn, line string, wants ...string) error {
+		if err := c.send(line); err != nil {
+			return err
+		}
+		for _, want := range wants {
+			reply, events, err := c.readReply()
+			for _, e := range events {
+				c.t.got(c.name, e)
+			}
+			if err != nil {
+				return err
+			}
+			c.t.got(c.name, reply)
+			if err := expect(reply, want); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 
 	t.note("client A connects and gets the greeting; commands need capabilities negotiation first")
 	a, err := connect("A")
@@ -172,6 +192,8 @@ func runScript(socket string, w io.Writer, narrate bool) error {
 	for _, s := range []struct{ line, want string }{
 		{`{"execute":"query-status"}`, "CommandNotFound"},
 		{`{"execute":"qmp_capabilities"}`, "return"},
+		{`{"execute":"query-version","id":"v"}`, "return"},
+		{`{"execute":"query-commands","id":"c"}`, "return"},
 		{`{"execute":"echo","arguments":{"data":{"hello":"world","n":[1,2,3]}},"id":1}`, "return"},
 		{`{"execute":"query-status","id":2}`, "return"},
 	} {
@@ -220,7 +242,7 @@ func runScript(socket string, w io.Writer, narrate bool) error {
 		return err
 	}
 	for i := 0; i < 3; i++ {
-		line, err := a.readLine()
+		line, err := a.readMessage()
 		if err != nil {
 			return err
 		}
@@ -230,9 +252,25 @@ func runScript(socket string, w io.Writer, narrate bool) error {
 		return err
 	}
 
-	t.note("bad input gets a JSON error and the connection stays usable")
+	t.note("QMP is a JSON stream: two requests on one line, one request over two lines")
+	if err := stepN(a, `{"execute":"echo","arguments":{"data":"one"},"id":"s1"}{"execute":"echo","arguments":{"data":"two"},"id":"s2"}`, "return", "return"); err != nil {
+		return err
+	}
+	if err := a.send(`{"execute": "echo",`); err != nil {
+		return err
+	}
+	if err := step(a, `  "arguments": {"data": "split"}, "id": "s3"}`, "return"); err != nil {
+		return err
+	}
+
+	t.note("bad input gets QEMU's errors, and the parser recovers as QEMU's json-streamer does")
+	if err := stepN(a, `{"execute":"echo","arguments":{"data":"ok"},"id":"s4"}}`, "return", "GenericError"); err != nil {
+		return err
+	}
+	if err := stepN(a, `XYZ {"execute":"echo","arguments":{"data":"after garbage"},"id":"s5"}`, "GenericError", "return"); err != nil {
+		return err
+	}
 	for _, s := range []struct{ line, want string }{
-		{`{"execute": "echo", `, "GenericError"},
 		{`["not","an","object"]`, "GenericError"},
 		{`{"execute":"frobnicate","id":8}`, "CommandNotFound"},
 		{`{"execute":"sleep","id":9}`, "GenericError"},
@@ -245,7 +283,7 @@ func runScript(socket string, w io.Writer, narrate bool) error {
 		}
 	}
 	long := `{"execute":"echo","arguments":{"data":"` + strings.Repeat("x", 70<<10) + `"}}`
-	t.sent("A", []byte(fmt.Sprintf("(a %d-byte line)", len(long))))
+	t.sent("A", []byte(fmt.Sprintf("(a %d-byte request)", len(long))))
 	if err := a.sendLine([]byte(long)); err != nil {
 		return err
 	}
@@ -287,11 +325,11 @@ func runScript(socket string, w io.Writer, narrate bool) error {
 		return err
 	}
 
-	t.note("quit: the server answers, flushes every client and shuts down")
+	t.note("quit: the server sends the SHUTDOWN event, answers, flushes every client and shuts down")
 	if err := step(a, `{"execute":"quit","id":14}`, "return"); err != nil {
 		return err
 	}
-	if _, err := a.readLine(); err == nil {
+	if _, err := a.readMessage(); err == nil {
 		return errors.New("the server kept the connection open after quit")
 	}
 	t.note("connection closed by the server")

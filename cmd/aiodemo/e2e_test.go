@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -192,8 +193,27 @@ func TestSignalShutdown(t *testing.T) {
 			}
 			cmd.Process.Signal(sig)
 			waitExit(t, cmd, stderr)
-			if _, err := m.readLine(); err == nil {
-				t.Fatal("the connection stayed open after the signal")
+			// As QEMU does on SIGTERM and SIGINT: the SHUTDOWN event, with its timestamp,
+			// then the connection closes.
+			ev, err := m.readMessage()
+			if err != nil {
+				t.Fatalf("no SHUTDOWN event: %v", err)
+			}
+			var shut struct {
+				Event string
+				Data  struct {
+					Guest  *bool
+					Reason string
+				}
+				Timestamp *struct{ Seconds, Microseconds *int64 }
+			}
+			if json.Unmarshal(ev, &shut) != nil || shut.Event != "SHUTDOWN" || shut.Data.Reason != "host-signal" ||
+				shut.Data.Guest == nil || *shut.Data.Guest || shut.Timestamp == nil || shut.Timestamp.Seconds == nil ||
+				shut.Timestamp.Microseconds == nil {
+				t.Fatalf("want a SHUTDOWN event for the signal, got %s", ev)
+			}
+			if msg, err := m.readMessage(); err == nil {
+				t.Fatalf("the connection stayed open after the signal: %s", msg)
 			}
 			if !strings.Contains(stderr.String(), "signal "+sig.String()) {
 				t.Fatalf("the shutdown did not name the signal:\n%s", stderr)
@@ -261,12 +281,12 @@ func TestClientCommand(t *testing.T) {
 	leakcheck.Handles(t)
 	socket, cmd, stderr := startServer(t)
 	c := exec.Command(aiodemoBin, "client", "--socket", socket)
-	c.Stdin = strings.NewReader("qmp_capabilities\necho data=hello\nsleep ms=20\n{\"execute\":\"quit\"}\n")
+	c.Stdin = strings.NewReader("qmp_capabilities\necho data=hello\nsleep ms=20\n{\"execute\": \"echo\",\n\"arguments\": {\"data\": \"two lines\"}}\n{\"execute\":\"quit\"}\n")
 	out, err := c.CombinedOutput()
 	if err != nil {
 		t.Fatalf("client: %v\n%s", err, out)
 	}
-	for _, want := range []string{`-> {"arguments":{"data":"hello"},"execute":"echo"}`, `<- {"return":{"data":"hello"}}`, `<- {"return":{"slept_ms":20}}`} {
+	for _, want := range []string{`-> {"arguments":{"data":"hello"},"execute":"echo"}`, `<- {"return":{"data":"hello"}}`, `<- {"return":{"slept_ms":20}}`, `<- {"return":{"data":"two lines"}}`} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Fatalf("client output lacks %q:\n%s", want, out)
 		}

@@ -6,9 +6,11 @@
 //	aiodemo load   [--socket PATH] --clients N --requests M
 //	aiodemo demo   # starts a server and drives it with a scripted session (make demo)
 //
-// The protocol is QMP's: one JSON object per line; after the greeting, send
-// {"execute":"qmp_capabilities"}, then commands such as query-status, echo, sleep,
-// sha256, subscribe and quit.
+// The protocol is QMP's, framed as QEMU frames it: a stream of JSON objects, any number
+// per line, any one over several lines (jsonstream.go). After the greeting, send
+// {"execute":"qmp_capabilities"}, then commands such as query-version,
+// query-commands, query-status, echo, sleep, sha256, subscribe and quit. The client
+// works against QEMU's own QMP monitor too.
 package main
 
 import (
@@ -73,7 +75,7 @@ func main() {
 
 func cmdServe(argv []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
-	socket := fs.String("socket", defaultSocket(), "unix socket path (created with mode 0600); empty for none")
+	socket := fs.String("socket", defaultSocket(), "unix socket path (created with mode 0600; a path that is not a socket, or one a live server answers on, is refused); empty for none")
 	tcp := fs.String("tcp", "", "also listen on TCP, e.g. 127.0.0.1:4444 (a bare port means loopback)")
 	stats := fs.Duration("stats", 10*time.Second, "log statistics this often from a plain GLib timeout source (0: never)")
 	maxClients := fs.Int("max-clients", 4096, "refuse connections beyond this many clients")

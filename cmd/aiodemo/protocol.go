@@ -9,16 +9,25 @@ import (
 	"time"
 )
 
-// The monitor protocol follows QMP: one JSON object per line. The server greets a new
-// client, expects qmp_capabilities first, answers each command with {"return": ...} or
-// {"error": {"class": ..., "desc": ...}} (echoing the request's "id"), and sends
-// asynchronous {"event": ...} objects at any time.
+// The monitor protocol is QMP's: a stream of JSON objects in both directions (see
+// jsonstream.go for the framing). The server greets a new client (qmp_greeting),
+// expects qmp_capabilities first, answers each command with {"return": ...} or
+// {"error": {"class": ..., "desc": ...}} echoing the request's "id" if it had one
+// (qmp_dispatch), and sends asynchronous {"event": ...} objects at any time.
 
-// maxLine is the longest request line the server accepts, in bytes.
-const maxLine = 64 << 10
+// maxRequest bounds the bytes of one request's JSON tokens: QEMU's MAX_TOKEN_SIZE, at
+// 64 KiB where QEMU allows 64 MiB. A request over it is answered with QEMU's "JSON
+// token size limit exceeded" and skipped up to its end.
+const maxRequest = 64 << 10
 
 // maxHashBytes bounds sha256's input: len(data) * repeat.
 const maxHashBytes = 64 << 20
+
+// QMP error classes (QEMU's QapiErrorClass) that aiodemo uses.
+const (
+	classGeneric         = "GenericError"
+	classCommandNotFound = "CommandNotFound"
+)
 
 // qmpError is QMP's error object.
 type qmpError struct {
@@ -27,24 +36,145 @@ type qmpError struct {
 }
 
 func genericError(format string, args ...any) *qmpError {
-	return &qmpError{Class: "GenericError", Desc: fmt.Sprintf(format, args...)}
+	return &qmpError{Class: classGeneric, Desc: fmt.Sprintf(format, args...)}
 }
 
-// request is one parsed command.
+// versionTriple is QEMU's VersionTriple.
+type versionTriple struct {
+	Micro int `json:"micro"`
+	Minor int `json:"minor"`
+	Major int `json:"major"`
+}
+
+// versionInfo is QEMU's VersionInfo, what query-version returns and the greeting
+// carries; "qemu" holds aiodemo's own version, where QMP clients look for it.
+type versionInfo struct {
+	Qemu    versionTriple `json:"qemu"`
+	Package string        `json:"package"`
+}
+
+// aiodemoVersion is aiodemo's version, reported as QEMU reports its own.
+var aiodemoVersion = versionInfo{Qemu: versionTriple{Major: 0, Minor: 2, Micro: 0}, Package: "glibaio aiodemo"}
+
+// greeting is qmp_greeting's message: the version and the capabilities offered. aiodemo
+// offers none: it has no out-of-band commands ("oob").
+func greeting() any {
+	type qmp struct {
+		Version      versionInfo `json:"version"`
+		Capabilities []string    `json:"capabilities"`
+	}
+	return map[string]qmp{"QMP": {Version: aiodemoVersion, Capabilities: []string{}}}
+}
+
+// request is one command, checked as qmp_dispatch checks it.
 type request struct {
 	Execute string
-	Args    map[string]json.RawMessage
-	ID      json.RawMessage // echoed verbatim in the reply; nil when absent
+	Args    map[string]any
+	ID      any  // echoed in the reply when HasID
+	HasID   bool // the request had an "id" member (null included)
 }
 
-// response is a reply: exactly one of Return and Error is set.
+// qmpMessage is what one message of the stream comes to: a request to run, or an error
+// to answer (with the request's id, when req is not nil).
+type qmpMessage struct {
+	req *request
+	err *qmpError
+}
+
+// checkRequest is qmp_dispatch's look at a parsed message, before the command table:
+// a JSON object whose members are execute (a string), arguments (an object) and id
+// (anything), in qmp_dispatch_check_obj's words. Members are checked in name order,
+// where QEMU's order is its hash table's.
+func checkRequest(v any) qmpMessage {
+	dict, ok := v.(map[string]any)
+	if !ok {
+		return qmpMessage{err: genericError("QMP input must be a JSON object")}
+	}
+	req := &request{}
+	req.ID, req.HasID = dict["id"]
+	keys := make([]string, 0, len(dict))
+	for k := range dict {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		switch k {
+		case "execute":
+			s, ok := dict[k].(string)
+			if !ok {
+				return qmpMessage{req: req, err: genericError("QMP input member 'execute' must be a string")}
+			}
+			req.Execute = s
+		case "arguments":
+			a, ok := dict[k].(map[string]any)
+			if !ok {
+				return qmpMessage{req: req, err: genericError("QMP input member 'arguments' must be an object")}
+			}
+			req.Args = a
+		case "id":
+		default:
+			// exec-oob too: no out-of-band capability was negotiated.
+			return qmpMessage{req: req, err: genericError("QMP input member '%s' is unexpected", k)}
+		}
+	}
+	if _, ok := dict["execute"]; !ok {
+		return qmpMessage{req: req, err: genericError("QMP input lacks member 'execute'")}
+	}
+	return qmpMessage{req: req}
+}
+
+// parseRequests runs a byte stream through the streamer and checks each message, as
+// the server does with what a client sends: what FuzzParseRequest fuzzes.
+func parseRequests(stream []byte) []qmpMessage {
+	var out []qmpMessage
+	p := newJSONMessageParser(maxRequest, func(v any, err *qmpError, _ []byte) {
+		if err != nil {
+			out = append(out, qmpMessage{err: err})
+			return
+		}
+		out = append(out, checkRequest(v))
+	})
+	p.feed(stream)
+	return out
+}
+
+// response is a reply: exactly one of Return and Error is set. It encodes as QEMU's,
+// with "id" only when the request had one.
 type response struct {
-	Return any             `json:"return,omitempty"`
-	Error  *qmpError       `json:"error,omitempty"`
-	ID     json.RawMessage `json:"id,omitempty"`
+	Return any
+	Error  *qmpError
+	ID     any
+	HasID  bool
 }
 
-// event is an asynchronous notification.
+// MarshalJSON writes {"return": ...} or {"error": ...}, then "id" if any.
+func (r *response) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	var err error
+	var part []byte
+	if r.Error != nil {
+		b.WriteString(`{"error":`)
+		part, err = json.Marshal(r.Error)
+	} else {
+		b.WriteString(`{"return":`)
+		part, err = json.Marshal(r.Return)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.Write(part)
+	if r.HasID {
+		if part, err = json.Marshal(r.ID); err != nil {
+			return nil, err
+		}
+		b.WriteString(`,"id":`)
+		b.Write(part)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// event is an asynchronous notification (QEMU's qmp_event_build_dict).
 type event struct {
 	Event     string    `json:"event"`
 	Data      any       `json:"data,omitempty"`
@@ -61,61 +191,17 @@ func now() timestamp {
 	return timestamp{Seconds: t.Unix(), Microseconds: int64(t.Nanosecond() / 1000)}
 }
 
-// parseRequest validates one line as a QMP command. It never panics, whatever the
-// input (fuzzed by FuzzParseRequest). On error the request, if not nil, carries the id
-// so the error reply can echo it.
-func parseRequest(line []byte) (*request, *qmpError) {
-	line = bytes.TrimSpace(line)
-	if len(line) == 0 {
-		return nil, genericError("empty request")
-	}
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(line, &members); err != nil {
-		var v any
-		if json.Unmarshal(line, &v) == nil {
-			return nil, genericError("QMP input must be a JSON object")
-		}
-		return nil, genericError("JSON parse error: %v", err)
-	}
-	if members == nil {
-		return nil, genericError("QMP input must be a JSON object")
-	}
-	req := &request{ID: members["id"]}
-	var unexpected []string
-	for k := range members {
-		if k != "execute" && k != "arguments" && k != "id" {
-			unexpected = append(unexpected, k)
-		}
-	}
-	if len(unexpected) > 0 {
-		sort.Strings(unexpected)
-		return req, genericError("QMP input member '%s' is unexpected", unexpected[0])
-	}
-	raw, ok := members["execute"]
-	if !ok {
-		return req, genericError("QMP input lacks member 'execute'")
-	}
-	if err := json.Unmarshal(raw, &req.Execute); err != nil {
-		return req, genericError("QMP input member 'execute' must be a string")
-	}
-	if raw, ok := members["arguments"]; ok {
-		if err := json.Unmarshal(raw, &req.Args); err != nil || req.Args == nil {
-			return req, genericError("QMP input member 'arguments' must be an object")
-		}
-	}
-	return req, nil
-}
-
-// args reads and checks a command's arguments.
+// args reads and checks a command's arguments, with the messages of QEMU's QObject
+// input visitor.
 type args struct {
-	m    map[string]json.RawMessage
+	m    map[string]any
 	used map[string]bool
 }
 
-func newArgs(m map[string]json.RawMessage) *args { return &args{m: m, used: map[string]bool{}} }
+func newArgs(m map[string]any) *args { return &args{m: m, used: map[string]bool{}} }
 
 // integer returns the named integer argument in [lo, hi]; def when absent and not
-// required.
+// required. As QEMU's visitor, it takes JSON integers only: 5.0 is not an integer.
 func (a *args) integer(name string, required bool, def, lo, hi int64) (int64, *qmpError) {
 	a.used[name] = true
 	raw, ok := a.m[name]
@@ -125,14 +211,19 @@ func (a *args) integer(name string, required bool, def, lo, hi int64) (int64, *q
 		}
 		return def, nil
 	}
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil || f != math.Trunc(f) || math.IsInf(f, 0) {
+	var v int64
+	switch n := raw.(type) {
+	case int64:
+		v = n
+	case uint64:
+		v = math.MaxInt64 // beyond every bound aiodemo uses
+	default:
 		return 0, genericError("Invalid parameter type for '%s', expected: integer", name)
 	}
-	if f < float64(lo) || f > float64(hi) {
+	if v < lo || v > hi {
 		return 0, genericError("Parameter '%s' expects a value between %d and %d", name, lo, hi)
 	}
-	return int64(f), nil
+	return v, nil
 }
 
 // str returns the named string argument.
@@ -145,15 +236,32 @@ func (a *args) str(name string, required bool) (string, *qmpError) {
 		}
 		return "", nil
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s, ok := raw.(string)
+	if !ok {
 		return "", genericError("Invalid parameter type for '%s', expected: string", name)
 	}
 	return s, nil
 }
 
-// any returns the named argument as raw JSON.
-func (a *args) any(name string, required bool) (json.RawMessage, *qmpError) {
+// list returns the named array argument (nil when absent and not required).
+func (a *args) list(name string, required bool) ([]any, *qmpError) {
+	a.used[name] = true
+	raw, ok := a.m[name]
+	if !ok {
+		if required {
+			return nil, genericError("Parameter '%s' is missing", name)
+		}
+		return nil, nil
+	}
+	l, ok := raw.([]any)
+	if !ok {
+		return nil, genericError("Invalid parameter type for '%s', expected: array", name)
+	}
+	return l, nil
+}
+
+// any returns the named argument, whatever its type.
+func (a *args) any(name string, required bool) (any, *qmpError) {
 	a.used[name] = true
 	raw, ok := a.m[name]
 	if !ok && required {
@@ -162,7 +270,7 @@ func (a *args) any(name string, required bool) (json.RawMessage, *qmpError) {
 	return raw, nil
 }
 
-// done rejects arguments the command does not take.
+// done rejects arguments the command does not take (visit_check_struct).
 func (a *args) done() *qmpError {
 	var extra []string
 	for k := range a.m {

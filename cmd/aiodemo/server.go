@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,11 +13,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/glibaio/glibaio/cshim"
-
 	"golang.org/x/sys/unix"
 
 	"github.com/glibaio/glibaio/aiosource"
+	"github.com/glibaio/glibaio/cshim"
 	"github.com/glibaio/glibaio/glibloop"
 )
 
@@ -55,6 +51,7 @@ type server struct {
 	ioh     *aiosource.Context
 	start   time.Time
 	lfds    []int
+	sockID  socketID // the socket file this server bound (removed at shutdown if still ours)
 	clients map[int]*client
 	nextID  int
 	sig     *signalPipe
@@ -64,16 +61,18 @@ type server struct {
 	closing  bool
 	deadline *aiosource.Timer
 
+	fdl acceptLimit // accept at the fd limit (accept.go)
+
 	requests, errors, events, dropped, accepted uint64
 }
 
 type client struct {
 	s          *server
 	fd, id     int
-	in         []byte   // the current partial line
-	discarding bool     // skipping the rest of an over-long line
-	queue      [][]byte // lines waiting behind a command in flight
-	busy       bool     // a command's reply is still to come: replies keep request order
+	parser     *jsonMessageParser // the request stream (monitor_qmp_read's JSONMessageParser)
+	pending    []byte             // bytes read but not yet fed: the queue was full
+	queue      []qmpMessage       // requests waiting behind a command in flight
+	busy       bool               // a command's reply is still to come: replies keep request order
 	sleep      *aiosource.Timer
 	out        []byte
 	writing    bool // the write handler is installed
@@ -104,14 +103,17 @@ func serve(ctx context.Context, cfg serverConfig) error {
 		return err
 	}
 	s.ml, s.aio, s.ioh = ml, ml.AioContext(), ml.IOHandler()
+	s.fdl.init(s)
 
 	if err := s.listen(); err != nil {
 		s.closeListeners()
+		s.fdl.close()
 		ml.Close()
 		return err
 	}
 	if s.sig, err = newSignalPipe(s.ioh, s.onSignal); err != nil {
 		s.closeListeners()
+		s.fdl.close()
 		ml.Close()
 		return err
 	}
@@ -162,22 +164,12 @@ func (s *server) listen() error {
 		}
 	}
 	if s.cfg.Socket != "" {
-		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		fd, id, err := bindUnixSocket(s.cfg.Socket)
 		if err != nil {
 			return err
 		}
 		s.lfds = append(s.lfds, fd)
-		if fi, err := os.Lstat(s.cfg.Socket); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			os.Remove(s.cfg.Socket) // a stale socket from an earlier run
-		}
-		// The umask makes bind create the socket 0600, with no window where others
-		// could connect. It is process-wide, which is fine at start-up.
-		old := syscall.Umask(0o177)
-		err = unix.Bind(fd, &unix.SockaddrUnix{Name: s.cfg.Socket})
-		syscall.Umask(old)
-		if err != nil {
-			return fmt.Errorf("bind %s: %w", s.cfg.Socket, err)
-		}
+		s.sockID = id
 		if err := unix.Listen(fd, 1024); err != nil {
 			return err
 		}
@@ -206,12 +198,19 @@ func parseTCP(addr string) (netip.AddrPort, error) {
 	return ap, nil
 }
 
+// accept takes the pending connections of a listener and greets each (qmp_greeting).
+// When accept fails for want of fds or memory, the listener leaves the loop for a
+// while (acceptLimit.pause) rather than spin on a socket that stays readable.
 func (s *server) accept(lfd int) {
 	for {
 		fd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err != nil {
-			if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) && !errors.Is(err, unix.ECONNABORTED) {
-				s.log.Warn("aiodemo: accept", "err", err)
+			switch {
+			case errors.Is(err, unix.EAGAIN):
+				s.fdl.drained()
+			case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
+			default:
+				s.fdl.pause(lfd, err)
 			}
 			return
 		}
@@ -222,11 +221,9 @@ func (s *server) accept(lfd int) {
 		s.nextID++
 		s.accepted++
 		c := &client{s: s, fd: fd, id: s.nextID}
+		c.parser = newJSONMessageParser(maxRequest, c.onMessage)
 		s.clients[fd] = c
-		c.send(map[string]any{"QMP": map[string]any{
-			"version":      map[string]any{"package": "glibaio aiodemo"},
-			"capabilities": []string{},
-		}})
+		c.send(greeting())
 		c.updateHandler()
 	}
 }
@@ -267,55 +264,52 @@ func (c *client) onReadable() {
 	}
 	if n == 0 {
 		// End of requests. The replies to the ones already read still go out (a client
-		// may half-close after its last request); then the connection closes.
+		// may half-close after its last request); then the connection closes. A request
+		// left incomplete is dropped, as QEMU's monitor drops its parser's state.
 		c.eof = true
 		c.readOff = true
 		c.updateHandler()
 		c.maybeDone()
 		return
 	}
-	data := c.s.rbuf[:n]
-	for len(data) > 0 {
-		i := bytes.IndexByte(data, '\n')
-		chunk := data
-		if i >= 0 {
-			chunk = data[:i]
-		}
-		if !c.discarding {
-			if len(c.in)+len(chunk) > maxLine {
-				c.discarding = true
-				c.in = c.in[:0]
-				c.enqueue(nil) // a nil line stands for "too long": its error keeps its place
-			} else {
-				c.in = append(c.in, chunk...)
-			}
-		}
-		if i < 0 {
-			break
-		}
-		if c.discarding {
-			c.discarding = false
-		} else {
-			line := make([]byte, len(c.in))
-			copy(line, c.in)
-			c.in = c.in[:0]
-			c.enqueue(line)
-		}
-		data = data[i+1:]
-		if c.gone {
-			return
-		}
-	}
+	c.feed(c.s.rbuf[:n])
 	c.backPressure()
 }
 
-// enqueue runs a line now, or queues it behind the command in flight.
-func (c *client) enqueue(line []byte) {
-	if c.busy || len(c.queue) > 0 {
-		c.queue = append(c.queue, line)
+// feed runs bytes through the client's stream parser; whatever the parser did not take
+// (the queue filled up) waits in pending, and reading stays off until it is fed.
+func (c *client) feed(data []byte) {
+	n := c.parser.feed(data)
+	if c.gone {
 		return
 	}
-	c.handleLine(line)
+	if n < len(data) {
+		c.pending = append(c.pending, data[n:]...)
+	}
+}
+
+// onMessage is the parser's emit callback (handle_qmp_command): each message runs now
+// or queues behind the command in flight.
+func (c *client) onMessage(v any, perr *qmpError, _ []byte) {
+	var m qmpMessage
+	if perr != nil {
+		m.err = perr
+	} else {
+		m = checkRequest(v)
+	}
+	c.enqueue(m)
+	if c.gone || len(c.queue) >= maxQueued {
+		c.parser.pause = true
+	}
+}
+
+// enqueue runs a message now, or queues it behind the command in flight.
+func (c *client) enqueue(m qmpMessage) {
+	if c.busy || len(c.queue) > 0 {
+		c.queue = append(c.queue, m)
+		return
+	}
+	c.handleMessage(m)
 }
 
 // backPressure pauses reading while too much is queued or buffered, and resumes it.
@@ -323,20 +317,29 @@ func (c *client) backPressure() {
 	if c.gone {
 		return
 	}
-	pause := c.eof || len(c.queue) >= maxQueued || len(c.out) >= outHighWater
+	pause := c.eof || len(c.pending) > 0 || len(c.queue) >= maxQueued || len(c.out) >= outHighWater
 	if pause != c.readOff {
 		c.readOff = pause
 		c.updateHandler()
 	}
 }
 
-// drainQueue runs queued lines until one goes asynchronous.
+// drainQueue runs queued requests until one goes asynchronous, then feeds the bytes
+// that waited for room in the queue.
 func (c *client) drainQueue() {
-	for !c.busy && len(c.queue) > 0 && !c.gone {
-		line := c.queue[0]
-		c.queue[0] = nil
-		c.queue = c.queue[1:]
-		c.handleLine(line)
+	for !c.gone {
+		for !c.busy && len(c.queue) > 0 && !c.gone {
+			m := c.queue[0]
+			c.queue[0] = qmpMessage{}
+			c.queue = c.queue[1:]
+			c.handleMessage(m)
+		}
+		if c.busy || c.gone || len(c.pending) == 0 || len(c.queue) >= maxQueued {
+			break
+		}
+		data := c.pending
+		c.pending = nil
+		c.feed(data)
 	}
 	c.backPressure()
 	c.maybeDone()
@@ -345,157 +348,24 @@ func (c *client) drainQueue() {
 // maybeDone closes a client that half-closed once everything it asked for is answered
 // and flushed.
 func (c *client) maybeDone() {
-	if c.eof && !c.gone && !c.busy && len(c.queue) == 0 && len(c.out) == 0 {
+	if c.eof && !c.gone && !c.busy && len(c.queue) == 0 && len(c.pending) == 0 && len(c.out) == 0 {
 		c.close()
 	}
 }
 
-func (c *client) handleLine(line []byte) {
-	s := c.s
-	if line == nil {
-		s.requests++
-		c.reply(&response{Error: genericError("request line longer than %d bytes", maxLine)})
+// handleMessage answers a message the parser or checkRequest refused, or dispatches
+// the request.
+func (c *client) handleMessage(m qmpMessage) {
+	c.s.requests++
+	if m.err != nil {
+		r := &response{Error: m.err}
+		if m.req != nil {
+			r.ID, r.HasID = m.req.ID, m.req.HasID
+		}
+		c.reply(r)
 		return
 	}
-	if len(bytes.TrimSpace(line)) == 0 {
-		return
-	}
-	s.requests++
-	req, qerr := parseRequest(line)
-	if qerr != nil {
-		var id json.RawMessage
-		if req != nil {
-			id = req.ID
-		}
-		c.reply(&response{Error: qerr, ID: id})
-		return
-	}
-	s.execute(c, req)
-}
-
-// execute runs one command. Synchronous ones reply at once; sleep and sha256 mark the
-// client busy and reply from a timer or the thread pool.
-func (s *server) execute(c *client, req *request) {
-	fail := func(e *qmpError) { c.reply(&response{Error: e, ID: req.ID}) }
-	ok := func(v any) { c.reply(&response{Return: v, ID: req.ID}) }
-	a := newArgs(req.Args)
-	if !c.negotiated && req.Execute != "qmp_capabilities" {
-		fail(&qmpError{Class: "CommandNotFound", Desc: "Expecting capabilities negotiation with 'qmp_capabilities'"})
-		return
-	}
-	switch req.Execute {
-	case "qmp_capabilities":
-		if e := a.done(); e != nil {
-			fail(e)
-			return
-		}
-		if c.negotiated {
-			fail(&qmpError{Class: "CommandNotFound", Desc: "Capabilities negotiation is already complete, command ignored"})
-			return
-		}
-		c.negotiated = true
-		ok(struct{}{})
-	case "query-status":
-		if e := a.done(); e != nil {
-			fail(e)
-			return
-		}
-		ok(s.status())
-	case "echo":
-		data, e := a.any("data", true)
-		if e == nil {
-			e = a.done()
-		}
-		if e != nil {
-			fail(e)
-			return
-		}
-		ok(map[string]json.RawMessage{"data": data})
-	case "sleep":
-		ms, e := a.integer("ms", true, 0, 0, 60000)
-		if e == nil {
-			e = a.done()
-		}
-		if e != nil {
-			fail(e)
-			return
-		}
-		c.busy = true
-		id := req.ID
-		c.sleep = s.aio.NewTimer(aiosource.ClockRealtime, aiosource.ScaleMS, func() {
-			c.sleep = nil
-			c.busy = false
-			c.reply(&response{Return: map[string]int64{"slept_ms": ms}, ID: id})
-			c.drainQueue()
-		})
-		c.sleep.Mod(aiosource.ClockNS(aiosource.ClockRealtime)/aiosource.ScaleMS + ms)
-	case "sha256":
-		data, e := a.str("data", true)
-		var repeat int64
-		if e == nil {
-			repeat, e = a.integer("repeat", false, 1, 1, maxHashBytes)
-		}
-		if e == nil {
-			e = a.done()
-		}
-		if e != nil {
-			fail(e)
-			return
-		}
-		if int64(len(data))*repeat > maxHashBytes {
-			fail(genericError("sha256 input of %d bytes exceeds the limit of %d bytes", int64(len(data))*repeat, maxHashBytes))
-			return
-		}
-		c.busy = true
-		id := req.ID
-		var sum string
-		s.aio.Submit(func() error {
-			h := sha256.New()
-			b := []byte(data)
-			for i := int64(0); i < repeat; i++ {
-				h.Write(b)
-			}
-			sum = hex.EncodeToString(h.Sum(nil))
-			return nil
-		}, func(err error) {
-			c.busy = false
-			if err != nil {
-				c.reply(&response{Error: genericError("sha256: %v", err), ID: id})
-			} else {
-				c.reply(&response{Return: map[string]any{"sha256": sum, "bytes": int64(len(data)) * repeat}, ID: id})
-			}
-			c.drainQueue()
-		})
-	case "subscribe":
-		ms, e := a.integer("interval_ms", true, 0, 0, 60000)
-		if e == nil && ms != 0 && ms < 10 {
-			e = genericError("Parameter 'interval_ms' expects 0 (stop) or a value between 10 and 60000")
-		}
-		if e == nil {
-			e = a.done()
-		}
-		if e != nil {
-			fail(e)
-			return
-		}
-		c.subscribe(time.Duration(ms) * time.Millisecond)
-		ok(struct{}{})
-	case "query-callbacks":
-		if e := a.done(); e != nil {
-			fail(e)
-			return
-		}
-		ok(map[string]any{"aio-context": callbackTable(s.aio), "io-handler": callbackTable(s.ioh)})
-	case "quit":
-		if e := a.done(); e != nil {
-			fail(e)
-			return
-		}
-		ok(struct{}{})
-		s.shutdown("quit command")
-	default:
-		fail(&qmpError{Class: "CommandNotFound", Desc: fmt.Sprintf("The command %s has not been found", req.Execute)})
-	}
+	c.s.dispatch(c, m.req)
 }
 
 // callbackTable lists a context's callbacks that ran, the longest first, for
@@ -594,7 +464,8 @@ func (c *client) event(name string, data any) {
 	c.send(&event{Event: name, Data: data, Timestamp: now()})
 }
 
-// send buffers one JSON line and makes sure the write handler is installed.
+// send buffers one JSON object, and a newline, and makes sure the write handler is
+// installed.
 func (c *client) send(v any) {
 	if c.gone {
 		return
@@ -641,6 +512,7 @@ func (c *client) close() {
 	c.s.ioh.SetFDHandler(c.fd, aiosource.FDHandler{})
 	unix.Close(c.fd)
 	delete(c.s.clients, c.fd)
+	c.s.fdl.fdFreed()
 	if c.tick != nil {
 		c.tick.Del()
 		c.tick = nil
@@ -649,7 +521,7 @@ func (c *client) close() {
 		c.sleep.Del()
 		c.sleep = nil
 	}
-	c.queue, c.out, c.in = nil, nil, nil
+	c.queue, c.out, c.pending = nil, nil, nil
 	if c.s.closing {
 		c.s.maybeFinish()
 	}
@@ -657,17 +529,24 @@ func (c *client) close() {
 
 func (s *server) onSignal(sig syscall.Signal) {
 	s.log.Info("aiodemo: signal", "signal", sig.String())
-	s.shutdown("signal " + sig.String())
+	s.shutdown("signal "+sig.String(), "host-signal")
 }
 
-// shutdown stops accepting and lets every client's output drain (up to 2 s), then ends
-// the loop.
-func (s *server) shutdown(why string) {
+// shutdown sends the SHUTDOWN event (qapi_event_send_shutdown) with QEMU's reason
+// ("host-qmp-quit", "host-signal") to every client past negotiation, stops accepting
+// and lets every client's output drain (up to 2 s), then ends the loop.
+func (s *server) shutdown(why, reason string) {
 	if s.closing {
 		return
 	}
 	s.closing = true
 	s.log.Info("aiodemo: shutting down", "reason", why)
+	for _, c := range s.clients {
+		if c.negotiated {
+			s.events++ // never dropped, unlike TICK
+			c.send(&event{Event: "SHUTDOWN", Data: map[string]any{"guest": false, "reason": reason}, Timestamp: now()})
+		}
+	}
 	s.closeListeners()
 	for _, c := range s.clients {
 		if c.tick != nil {
@@ -696,15 +575,22 @@ func (s *server) maybeFinish() {
 	s.ml.Quit()
 }
 
+// closeListeners stops accepting. The socket file goes first, while the listener is
+// still open: a bound socket pins its inode, so a path with the same device and inode
+// is this server's socket and not a newer file that reused a freed inode number.
 func (s *server) closeListeners() {
+	if s.cfg.Socket != "" && s.sockID != (socketID{}) {
+		if ok, why := removeOwnSocket(s.cfg.Socket, s.sockID); !ok {
+			s.log.Warn("aiodemo: socket left in place", "socket", s.cfg.Socket, "why", why)
+		}
+		s.sockID = socketID{}
+	}
 	for _, fd := range s.lfds {
 		s.ioh.SetFDHandler(fd, aiosource.FDHandler{})
 		unix.Close(fd)
 	}
 	s.lfds = nil
-	if s.cfg.Socket != "" {
-		os.Remove(s.cfg.Socket)
-	}
+	s.fdl.forget()
 }
 
 // teardown runs after the loop ended: every client, timer, BH and source goes, and the
@@ -724,6 +610,7 @@ func (s *server) teardown() error {
 	if s.sig != nil {
 		s.sig.close()
 	}
+	s.fdl.close()
 	s.logStats()
 	if err := s.ml.Close(); err != nil {
 		return fmt.Errorf("contexts closed with live work: %w", err)

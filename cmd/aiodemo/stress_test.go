@@ -148,8 +148,14 @@ func hostileClient(socket string, i int, kind string, n int) error {
 		id := fmt.Sprintf("%d-%d", i, k)
 		switch {
 		case kind == "malformed" && k%3 == 1:
-			batch.WriteString(`{"execute": "echo", "arguments": {"data": ` + "\n")
-			want = append(want, "") // an error without id
+			// Garbage up to the end of the line, or an object that does not parse: one
+			// error each (without id), and the stream recovers, as QEMU's does.
+			if k%2 == 1 {
+				batch.WriteString("XYZ not json\n")
+			} else {
+				batch.WriteString(`{"execute": "echo", "arguments": {"data": nul}}` + "\n")
+			}
+			want = append(want, "")
 			continue
 		case kind == "huge" && k == 5:
 			batch.WriteString(`{"execute":"echo","arguments":{"data":"` + strings.Repeat("h", 1<<20) + `"}}` + "\n")

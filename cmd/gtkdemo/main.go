@@ -6,6 +6,11 @@
 // reads top to bottom and updates the window between chunks.
 //
 //	gtkdemo [-flood] [-screenshot out.png] [-quit-after 5s]
+//
+// With -screenshot it checks itself, for make check under xvfb-run: it waits until the
+// window has drawn and (with -flood) the flood has finished, saves the window as PNG,
+// and exits with status 1 if the window never drew, the flood did not finish within
+// -timeout, or the picture is blank.
 package main
 
 import (
@@ -20,6 +25,7 @@ import (
 
 	"github.com/glibaio/glibaio/glibloop/gotk3"
 
+	"github.com/gotk3/gotk3/gdk"
 	"github.com/gotk3/gotk3/glib"
 	"github.com/gotk3/gotk3/gtk"
 )
@@ -48,6 +54,7 @@ func main() {
 	shot := flag.String("screenshot", "", "save a PNG of the window to this file, then quit")
 	quitAfter := flag.Duration("quit-after", 0, "quit after this long (0: when the window closes)")
 	floodAtStart := flag.Bool("flood", false, "press the flood button once, a second after start")
+	timeout := flag.Duration("timeout", 60*time.Second, "with -screenshot: fail if the window has not drawn, or the flood not finished, by then")
 	flag.Parse()
 
 	gtk.Init(nil)
@@ -96,15 +103,39 @@ func main() {
 	cancelBtn.Connect("clicked", m.CancelChecksum)
 	m.Checksum(self) // runs once gtk.Main drives the loop
 	win.Connect("destroy", gtk.MainQuit)
+	drawn := 0
+	win.Connect("draw", func() bool { drawn++; return false })
 	win.ShowAll()
 	if *floodAtStart {
 		glib.TimeoutAdd(1000, func() bool { m.Flood(1_000_000); return false })
 	}
 
+	failed := false
 	if *shot != "" {
-		glib.TimeoutAdd(3000, func() bool {
-			if err := screenshot(win, *shot); err != nil {
-				log.Print(err)
+		start := time.Now()
+		glib.TimeoutAdd(100, func() bool {
+			n, took := m.LastFlood()
+			ready := drawn > 0 && (!*floodAtStart || n > 0) && time.Since(start) >= 1500*time.Millisecond
+			if !ready && time.Since(start) < *timeout {
+				return true
+			}
+			switch {
+			case drawn == 0:
+				log.Printf("gtkdemo: the window did not draw in %v", *timeout)
+				failed = true
+			case *floodAtStart && n == 0:
+				log.Printf("gtkdemo: the flood did not finish in %v", *timeout)
+				failed = true
+			default:
+				if *floodAtStart {
+					fmt.Printf("gtkdemo: flood of %d BHs finished in %v\n", n, took.Round(time.Millisecond))
+				}
+				if err := screenshot(win, *shot); err != nil {
+					log.Printf("gtkdemo: %v", err)
+					failed = true
+				} else {
+					fmt.Printf("gtkdemo: the window drew %d times; screenshot %s\n", drawn, *shot)
+				}
 			}
 			gtk.MainQuit()
 			return false
@@ -117,8 +148,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gtkdemo:", err)
 		os.Exit(1)
 	}
+	if failed {
+		os.Exit(1)
+	}
 }
 
+// screenshot saves the window as PNG, and fails if the picture is one flat colour: a
+// window that did not really draw.
 func screenshot(win *gtk.Window, path string) error {
 	gw, err := win.GetWindow()
 	if err != nil {
@@ -128,5 +164,21 @@ func screenshot(win *gtk.Window, path string) error {
 	if err != nil {
 		return err
 	}
+	if colours := distinctColours(pb); colours < 2 {
+		return fmt.Errorf("the window's picture (%dx%d) is blank: %d colour", pb.GetWidth(), pb.GetHeight(), colours)
+	}
 	return pb.SavePNG(path, 9)
+}
+
+// distinctColours counts the pixel values of a pixbuf, up to 16.
+func distinctColours(pb *gdk.Pixbuf) int {
+	px, stride, nch := pb.GetPixels(), pb.GetRowstride(), pb.GetNChannels()
+	seen := map[string]bool{}
+	for y := 0; y < pb.GetHeight() && len(seen) < 16; y++ {
+		for x := 0; x < pb.GetWidth() && len(seen) < 16; x++ {
+			off := y*stride + x*nch
+			seen[string(px[off:off+nch])] = true
+		}
+	}
+	return len(seen)
 }

@@ -48,8 +48,10 @@ type Model struct {
 	expire  int64
 	samples []time.Duration
 
-	flooding bool
-	floodRan int
+	flooding  bool
+	floodRan  int
+	floodDone int           // BHs of the last flood that finished (0: none yet)
+	floodTook time.Duration // how long it took
 
 	checksum       *coroutine.Task
 	cancelChecksum context.CancelFunc
@@ -134,6 +136,7 @@ func (m *Model) Flood(n int) {
 		if m.floodRan == n {
 			el := time.Since(start)
 			m.flooding = false
+			m.floodDone, m.floodTook = n, el
 			m.v.SetFlood(fmt.Sprintf("%d BHs in %v: %.1f M BHs/s", n, el.Round(time.Millisecond), float64(n)/el.Seconds()/1e6))
 		}
 	}
@@ -150,6 +153,10 @@ func (m *Model) Flood(n int) {
 		}()
 	}
 }
+
+// LastFlood returns the size of the last flood that finished and how long it took;
+// n is 0 while none has finished. Call it on the loop thread.
+func (m *Model) LastFlood() (n int, took time.Duration) { return m.floodDone, m.floodTook }
 
 func (m *Model) armTimer() {
 	m.expire = aiosource.ClockNS(aiosource.ClockRealtime) + int64(timerPeriod)

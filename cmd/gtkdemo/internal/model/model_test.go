@@ -64,6 +64,9 @@ func TestModelWiring(t *testing.T) {
 	if !strings.HasPrefix(v.flood, "100000 BHs in") {
 		t.Errorf("flood report %q", v.flood)
 	}
+	if n, took := m.LastFlood(); n != 100_000 || took <= 0 {
+		t.Errorf("LastFlood = %d, %v", n, took)
+	}
 	if !strings.Contains(v.late, "lateness: p50") {
 		t.Errorf("lateness %q", v.late)
 	}
