@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"time"
 
 	"github.com/glibaio/glibaio/aiosource"
+	"github.com/glibaio/glibaio/coroutine"
 )
 
 // The command table. A command is a name and a handler that gets a qmpCall; a command
@@ -202,8 +204,13 @@ func cmdSleep(q *qmpCall) {
 	c.sleep.Mod(aiosource.ClockNS(aiosource.ClockRealtime)/aiosource.ScaleMS + ms)
 }
 
-// cmdSHA256 hashes data repeated repeat times on the thread pool; the answer comes
-// back on the loop.
+// sha256Slice is how much cmdSHA256 hashes per trip to the thread pool.
+const sha256Slice = 1 << 20
+
+// cmdSHA256 hashes data repeated repeat times. It is a coroutine on the loop
+// (coroutine.Task) that reads top to bottom: each slice of up to 1 MiB is hashed on the
+// thread pool (Task.Await, QEMU's thread_pool_submit_co), and the answer is sent from
+// the loop thread. A client that goes away cancels it at its next slice.
 func cmdSHA256(q *qmpCall) {
 	data, e1 := q.args.str("data", true)
 	repeat, e2 := q.args.integer("repeat", false, 1, 1, maxHashBytes)
@@ -215,21 +222,33 @@ func cmdSHA256(q *qmpCall) {
 		return
 	}
 	answer := q.async()
-	var sum string
-	q.s.aio.Submit(func() error {
+	c := q.c
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancelTask = cancel
+	q.s.tasks++
+	coroutine.Go(ctx, q.s.aio, func(tk *coroutine.Task) error {
+		defer func() { q.s.tasks--; cancel() }()
 		h := sha256.New()
 		b := []byte(data)
-		for i := int64(0); i < repeat; i++ {
-			h.Write(b)
+		perSlice := max(sha256Slice/max(int64(len(b)), 1), 1)
+		for left := repeat; left > 0; left -= perSlice {
+			n := min(left, perSlice)
+			if err := tk.Await(func() error {
+				for i := int64(0); i < n; i++ {
+					h.Write(b)
+				}
+				return nil
+			}); err != nil {
+				if !c.gone {
+					answer(nil, genericError("sha256: %v", err))
+				}
+				return err
+			}
 		}
-		sum = hex.EncodeToString(h.Sum(nil))
+		if !c.gone {
+			answer(map[string]any{"sha256": hex.EncodeToString(h.Sum(nil)), "bytes": int64(len(data)) * repeat}, nil)
+		}
 		return nil
-	}, func(err error) {
-		if err != nil {
-			answer(nil, genericError("sha256: %v", err))
-			return
-		}
-		answer(map[string]any{"sha256": sum, "bytes": int64(len(data)) * repeat}, nil)
 	})
 }
 

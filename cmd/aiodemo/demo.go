@@ -229,7 +229,7 @@ func runScript(socket string, w io.Writer, narrate bool) error {
 	}
 	t.note("B's echo took %v while A's sleep took %v", bTook.Round(time.Microsecond), time.Since(start).Round(time.Millisecond))
 
-	t.note("sha256 of 3,000,000 bytes runs on the thread pool; the answer comes back on the loop")
+	t.note("sha256 of 3,000,000 bytes: a coroutine awaits the thread pool; the answer comes from the loop")
 	if err := step(a, `{"execute":"sha256","arguments":{"data":"abc","repeat":1000000},"id":4}`, "return"); err != nil {
 		return err
 	}

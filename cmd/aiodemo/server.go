@@ -60,6 +60,7 @@ type server struct {
 
 	closing  bool
 	deadline *aiosource.Timer
+	tasks    int // coroutine Tasks that have not returned
 
 	fdl acceptLimit // accept at the fd limit (accept.go)
 
@@ -83,6 +84,7 @@ type client struct {
 	tickSeq    int64
 	eof        bool // the client shut down its writing side: finish its requests, then close
 	gone       bool
+	cancelTask context.CancelFunc // cancels the coroutine of the command in flight, if any
 }
 
 // serve runs the monitor until quit, SIGINT/SIGTERM or ctx ends, then shuts down
@@ -521,6 +523,10 @@ func (c *client) close() {
 		c.sleep.Del()
 		c.sleep = nil
 	}
+	if c.cancelTask != nil {
+		c.cancelTask()
+		c.cancelTask = nil
+	}
 	c.queue, c.out, c.pending = nil, nil, nil
 	if c.s.closing {
 		c.s.maybeFinish()
@@ -600,6 +606,10 @@ func (s *server) teardown() error {
 	s.closeListeners()
 	for _, c := range s.clients {
 		c.close()
+	}
+	// The clients' cancelled Tasks return at their next wait: let the loop run them.
+	for end := time.Now().Add(5 * time.Second); s.tasks > 0 && time.Now().Before(end); {
+		s.mc.Iteration(true)
 	}
 	if s.deadline != nil {
 		s.deadline.Del()
