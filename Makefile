@@ -1,9 +1,10 @@
 # glibaio: see README.md. `make test` and `make demo` are the two set-up commands.
 GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS := pkg-config libglib2.0-dev libgtk-3-dev
-# gotk4's core/glib (glibloop/gotk4test) needs only GLib's gobject-2.0 and gio-2.0.
-PC_PKGS  := glib-2.0 gobject-2.0 gio-2.0 gtk+-3.0
+APT_PKGS := pkg-config libglib2.0-dev libgtk-3-dev liburing-dev
+# gotk4's core/glib (glibloop/gotk4test) needs only GLib's gobject-2.0 and gio-2.0;
+# cshim's io_uring engine links liburing (Debian 12 ships 2.3).
+PC_PKGS  := glib-2.0 gobject-2.0 gio-2.0 gtk+-3.0 liburing
 
 # The packages whose tests check allocations: they run a second time without the race
 # detector, whose instrumentation allocates. Found by grep, so a new one is not missed.
@@ -14,7 +15,7 @@ ALLOC_PKGS = $(sort $(dir $(shell grep -rl --include='*_test.go' -E 'func Test[A
 # deps installs the C libraries with apt-get, only when pkg-config cannot find them.
 deps:
 	@if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists $(PC_PKGS); then \
-		echo "deps: glib-2.0 $$(pkg-config --modversion glib-2.0), gtk+-3.0 $$(pkg-config --modversion gtk+-3.0) found"; \
+		echo "deps: glib-2.0 $$(pkg-config --modversion glib-2.0), gtk+-3.0 $$(pkg-config --modversion gtk+-3.0), liburing $$(pkg-config --modversion liburing) found"; \
 	else \
 		echo "deps: installing $(APT_PKGS)"; \
 		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $(APT_PKGS); \

@@ -90,6 +90,8 @@ type Context struct {
 
 	pool pool // the thread pool (pool.go)
 
+	fileAIO fileAIO // file I/O: io_uring, or the thread pool (fileaio.go)
+
 	coSched coSched // scheduled coroutines (coschedule.go)
 
 	slot      watch.Slot   // the callback running now (statistics, stall watchdog)
@@ -154,6 +156,7 @@ func New() (*Context, error) {
 	c.src.SetCanRecurse(true) // as QEMU: a nested loop inside a callback may dispatch it again
 	c.table.Store(&fdTable{})
 	c.pool.init(c)
+	c.fileAIO.c = c
 	c.coSched.bh = c.coScheduleBH
 	watch.Register(&c.slot)
 	return c, nil
@@ -251,7 +254,11 @@ func (c *Context) Close() error {
 	if c.closed.Swap(true) {
 		return ErrClosed
 	}
+	filePanic := c.fileAIO.close() // its requests complete first; the fallback's through the pool
 	problems, panicked := c.pool.close()
+	if panicked == nil {
+		panicked = filePanic
+	}
 
 	c.mu.Lock()
 	t := c.table.Load()
@@ -274,6 +281,7 @@ func (c *Context) Close() error {
 	problems = append(problems, c.disarmAll()...)
 
 	c.r.Close()
+	c.fileAIO.release() // the ring's eventfd is no longer watched
 	if panicked != nil {
 		panic(panicked) // everything is released: raise it as the driving call would
 	}
