@@ -58,7 +58,8 @@ func (e AIOEngine) String() string {
 // AIOEngineEnv is the environment variable that chooses every context's engine, read
 // when a context sets its engine up: "threads" forces the thread pool, as
 // SetAIOEngine(AIOThreads) does; "io_uring" or unset (the default) uses io_uring where
-// the kernel allows it. Any other value is ignored and named by IOUringError.
+// the kernel allows it. Any other value is ignored, and reported to the context's error
+// handler (SetErrorHandler).
 const AIOEngineEnv = "GLIBAIO_AIO"
 
 // The ring's geometry. QEMU's ring has 128 entries (MAX_ENTRIES) for SQ and CQ alike
@@ -108,8 +109,12 @@ type fileOp struct {
 	off   int64
 	done  func(n int, err error)
 
+	// The pin of buf, which may outlive the request within one engine run: a slot freed
+	// at its completion and taken again for the same buffer (a callback that reads on
+	// into it) keeps it pinned, instead of an Unpin and a Pin (see unpinLazyLocked).
 	pin    runtime.Pinner
 	pinned bool
+	pinPtr unsafe.Pointer
 
 	// An awaiting coroutine (ReadAtCo, ...) instead of done; it frees the slot.
 	co       *Coroutine
@@ -127,10 +132,12 @@ type fileOp struct {
 
 func (op *fileOp) userData() uint64 { return uint64(op.gen)<<32 | uint64(op.idx) }
 
-// doneEntry is a reaped completion waiting for its callback.
+// doneEntry is a reaped completion waiting for its callback: a request's done, or the
+// coroutine of a request that one awaits.
 type doneEntry struct {
-	op  *fileOp
-	res int32 // bytes, or -errno
+	done func(int, error)
+	op   *fileOp // an awaited request (its coroutine frees the slot), or nil
+	res  int32   // bytes, or -errno
 }
 
 // fileAIO is a context's file I/O engine (QEMU's LuringState, plus the fallback).
@@ -159,6 +166,8 @@ type fileAIO struct {
 	// Scratch of the engine runs, and the completions waiting for their callbacks
 	// (loop thread; Close when nothing drives the context).
 	batch    []uint32
+	reaped   []*fileOp
+	lazy     []uint32 // freed slots that still pin their last buffer (under mu)
 	ringOps  []cshim.RingOp
 	cqes     []cshim.RingCQE
 	done     []doneEntry
@@ -288,7 +297,7 @@ func (u *fileAIO) setupLocked() {
 			return
 		case "", "io_uring":
 		default:
-			u.reason = fmt.Errorf("aiosource: %s=%q is neither \"threads\" nor \"io_uring\"; ignored", AIOEngineEnv, env)
+			u.c.reportError(fmt.Errorf("aiosource: %s=%q is neither \"threads\" nor \"io_uring\"; ignored", AIOEngineEnv, env))
 		}
 	} else if want == AIOThreads {
 		u.engine, u.reason = AIOThreads, errors.New("aiosource: io_uring not used: SetAIOEngine(AIOThreads)")
@@ -464,6 +473,9 @@ func (u *fileAIO) submit(kind uint32, fd int, buf []byte, off int64, done func(i
 		u.mu.Unlock()
 		return 0, ErrClosed
 	}
+	if fd > 1<<31-1 || fd < -1 {
+		fd = -1 // no such fd: the kernel answers EBADF, where a truncated number could be open
+	}
 	op := u.allocLocked()
 	op.kind, op.fd, op.buf, op.off, op.done, op.co = kind, fd, buf, off, done, co
 	op.waiting, op.finished, op.n, op.err = false, false, 0, nil
@@ -478,15 +490,10 @@ func (u *fileAIO) submit(kind uint32, fd int, buf []byte, off int64, done func(i
 	switch {
 	case off < 0 && (kind == cshim.RingRead || kind == cshim.RingWrite):
 		op.state = opFailed // pread's EINVAL; an offset of -1 would mean "the file position" to io_uring
-	case fd > 1<<31-1:
-		op.state, op.fd = opQueued, -1 // no such fd: the kernel answers EBADF
 	default:
 		op.state = opQueued
 	}
-	if len(buf) > 0 {
-		op.pin.Pin(unsafe.Pointer(unsafe.SliceData(buf)))
-		op.pinned = true
-	}
+	u.pinLocked(op, buf)
 	u.queue = append(u.queue, op.idx)
 	u.kickLocked()
 	id := op.userData()
@@ -521,7 +528,8 @@ func (u *fileAIO) allocLocked() *fileOp {
 	return op
 }
 
-// freeLocked returns a slot whose callback has run (or whose coroutine took its result).
+// freeLocked returns a slot whose request completed. Its buffer may stay pinned until
+// the engine run ends, for the next request of the slot (pinLocked).
 func (u *fileAIO) freeLocked(op *fileOp) {
 	if op.state == opFree {
 		return
@@ -530,6 +538,49 @@ func (u *fileAIO) freeLocked(op *fileOp) {
 	op.done, op.co, op.buf, op.err = nil, nil, nil, nil
 	u.free = append(u.free, op.idx)
 	u.live--
+	if op.pinned {
+		if u.processing == 0 {
+			op.unpin()
+		} else {
+			u.lazy = append(u.lazy, op.idx)
+		}
+	}
+}
+
+// pinLocked pins buf for op, unless op's slot still pins that very buffer: a slot is
+// freed at its completion and, the free list being LIFO, taken again by a read that the
+// completion's callback issues, usually into the same buffer.
+func (u *fileAIO) pinLocked(op *fileOp, buf []byte) {
+	var ptr unsafe.Pointer
+	if len(buf) > 0 {
+		ptr = unsafe.Pointer(unsafe.SliceData(buf))
+	}
+	if op.pinned && op.pinPtr == ptr {
+		return
+	}
+	if op.pinned {
+		op.unpin()
+	}
+	if ptr != nil {
+		op.pin.Pin(ptr)
+		op.pinned, op.pinPtr = true, ptr
+	}
+}
+
+func (op *fileOp) unpin() {
+	op.pin.Unpin()
+	op.pinned, op.pinPtr = false, nil
+}
+
+// unpinLazyLocked unpins the buffers that freed slots kept pinned during the engine run
+// that is ending.
+func (u *fileAIO) unpinLazyLocked() {
+	for _, idx := range u.lazy {
+		if op := u.ops[idx]; op.state == opFree && op.pinned {
+			op.unpin()
+		}
+	}
+	u.lazy = u.lazy[:0]
 }
 
 // runBH is the engine's BH and its busy-poll handler: submit what is queued, reap what
@@ -577,6 +628,9 @@ func (u *fileAIO) run(drain bool) {
 func (u *fileAIO) endRun() {
 	u.mu.Lock()
 	u.processing--
+	if u.processing == 0 {
+		u.unpinLazyLocked()
+	}
 	if u.processing == 0 && !u.closing && u.ring != nil &&
 		(u.qHead < len(u.queue) || len(u.cancels) > 0 || u.doneHead < len(u.done) || u.ring.CQReady()) {
 		u.bh.Schedule()
@@ -600,12 +654,10 @@ func (u *fileAIO) stepLocked(drain bool) {
 		u.qHead++
 		switch op.state {
 		case opCancelled:
-			op.state = opReaped
-			u.done = append(u.done, doneEntry{op, -int32(unix.ECANCELED)})
+			u.reapLocked(op, -int32(unix.ECANCELED))
 			continue
 		case opFailed:
-			op.state = opReaped
-			u.done = append(u.done, doneEntry{op, -int32(unix.EINVAL)})
+			u.reapLocked(op, -int32(unix.EINVAL))
 			continue
 		}
 		ro := cshim.RingOp{Op: op.kind, FD: int32(op.fd), Off: uint64(op.off), UserData: op.userData()}
@@ -652,10 +704,33 @@ func (u *fileAIO) stepLocked(drain bool) {
 			u.queue = append(u.queue, op.idx)
 			continue
 		}
-		op.state = opReaped
-		u.completed++
-		u.done = append(u.done, doneEntry{op, cqe.Res})
+		u.reapLocked(op, cqe.Res)
 	}
+	u.endReapLocked()
+}
+
+// reapLocked queues op's completion for its callback (u.done); endReapLocked then frees
+// the slots of the batch.
+func (u *fileAIO) reapLocked(op *fileOp, res int32) {
+	op.state = opReaped
+	u.completed++
+	if op.co != nil {
+		u.done = append(u.done, doneEntry{op: op, res: res}) // its coroutine frees the slot
+		return
+	}
+	u.done = append(u.done, doneEntry{done: op.done, res: res})
+	u.reaped = append(u.reaped, op)
+}
+
+// endReapLocked frees the slots of the requests reaped since the last call, last reaped
+// first, so that each callback, in reap order, finds its own request's slot on top of
+// the free list, with its buffer still pinned (pinLocked).
+func (u *fileAIO) endReapLocked() {
+	for i := len(u.reaped) - 1; i >= 0; i-- {
+		u.freeLocked(u.reaped[i])
+		u.reaped[i] = nil
+	}
+	u.reaped = u.reaped[:0]
 }
 
 // submitFailed handles an io_uring_submit that the kernel refused: the SQEs stay in the
@@ -679,7 +754,8 @@ func (u *fileAIO) submitFailed(err syscall.Errno) {
 
 // deliver runs the callbacks of the reaped completions, in the order they were reaped.
 // Each entry leaves the list before its callback runs, so a callback that panics, or
-// runs a nested loop that delivers the rest, never sees one twice.
+// runs a nested loop that delivers the rest, never sees one twice. The kernel is done
+// with the buffers: their slots are free already.
 func (u *fileAIO) deliver() {
 	for u.doneHead < len(u.done) {
 		d := u.done[u.doneHead]
@@ -694,31 +770,22 @@ func (u *fileAIO) deliver() {
 		} else {
 			n = int(d.res)
 		}
-		u.complete(d.op, n, err)
+		if d.op != nil {
+			d.op.wake(n, err)
+		} else {
+			d.done(n, err)
+		}
 	}
 }
 
-// complete hands a result to its request's owner on the loop thread: the done callback,
-// or the coroutine that awaits it. The buffer is unpinned first: the kernel is done
-// with it.
-func (u *fileAIO) complete(op *fileOp, n int, err error) {
-	if op.pinned {
-		op.pin.Unpin()
-		op.pinned = false
+// wake hands the result to the coroutine that awaits the request, on the loop thread,
+// and resumes it if it has yielded (QEMU wakes a request's coroutine only if it is not
+// entered: the submitter itself finds the result without yielding).
+func (op *fileOp) wake(n int, err error) {
+	op.n, op.err, op.finished = n, err, true
+	if op.waiting {
+		op.co.Wake() // the coroutine frees the slot
 	}
-	op.buf = nil
-	if co := op.co; co != nil {
-		op.n, op.err, op.finished = n, err, true
-		if op.waiting {
-			co.Wake() // the coroutine frees the slot
-		}
-		return
-	}
-	done := op.done
-	u.mu.Lock()
-	u.freeLocked(op)
-	u.mu.Unlock()
-	done(n, err)
 }
 
 // runWork is a request's work on the thread-pool engine: pread, pwrite, fsync or
@@ -760,7 +827,15 @@ func (op *fileOp) onPoolDone(err error) {
 	if err != nil {
 		op.n, op.err = 0, unix.ECANCELED
 	}
-	op.u.complete(op, op.n, op.err)
+	if op.co != nil {
+		op.wake(op.n, op.err)
+		return
+	}
+	u, done, n, err := op.u, op.done, op.n, op.err
+	u.mu.Lock()
+	u.freeLocked(op)
+	u.mu.Unlock()
+	done(n, err)
 }
 
 // close is the engine's part of Context.Close: every request completes before Close
@@ -794,9 +869,9 @@ func (u *fileAIO) close() (panicked *glibloop.PanicError) {
 		if op.state == opFailed {
 			res = -int32(unix.EINVAL)
 		}
-		op.state = opReaped
-		u.done = append(u.done, doneEntry{op, res})
+		u.reapLocked(op, res)
 	}
+	u.endReapLocked()
 	u.queue, u.qHead = u.queue[:0], 0
 	u.cancels = u.cancels[:0]
 	for _, op := range u.ops {
@@ -838,12 +913,10 @@ func (u *fileAIO) close() (panicked *glibloop.PanicError) {
 			for _, cqe := range u.cqes[:n] {
 				u.inRing--
 				if cqe.UserData&cancelTag == 0 {
-					op := u.ops[uint32(cqe.UserData)]
-					op.state = opReaped
-					u.completed++
-					u.done = append(u.done, doneEntry{op, cqe.Res})
+					u.reapLocked(u.ops[uint32(cqe.UserData)], cqe.Res)
 				}
 			}
+			u.endReapLocked()
 		}
 	}
 	if u.bh != nil {
@@ -863,10 +936,10 @@ func (u *fileAIO) release() {
 		u.ring = nil
 	}
 	for _, op := range u.ops {
-		if op.pinned {
-			op.pin.Unpin()
-			op.pinned = false
-		}
 		u.freeLocked(op)
+		if op.pinned {
+			op.unpin()
+		}
 	}
+	u.lazy = u.lazy[:0]
 }

@@ -25,7 +25,7 @@ var Sections = []string{
 	"fd round trip", "statistics and watchdog overhead", "fd scaling", "BH schedule + iteration",
 	"oneshot flood from 4 goroutines", "timer lateness", "timer lateness under Poll",
 	"IOThread ping-pong", "coroutine enter+yield", "coroutine create+run+finish",
-	"CoMutex hand-off", "allocations",
+	"CoMutex hand-off", "io_uring reads", "allocations",
 }
 
 // Run measures every scenario that cfg selects and returns the rows and the fd scaling
@@ -167,6 +167,7 @@ func Run(cfg Config, progress func(string)) ([]Row, *Scaling, error) {
 		{"coroutine enter+yield", coEnterYieldRows},
 		{"coroutine create+run+finish", coCreateRows},
 		{"CoMutex hand-off", coHandoffRows},
+		{"io_uring reads", uringRows}, // uring.go
 	} {
 		if section(cs.name) {
 			cr, err := cs.rows(cfg)

@@ -1,0 +1,16 @@
+package aiosource
+
+// FileAIOState reports, for the tests, the file I/O engine's requests not yet freed,
+// the buffers it keeps pinned, whether its ring is open, and how many times it called
+// io_uring_submit.
+func FileAIOState(c *Context) (live, pinned int, ring bool, submits uint64) {
+	u := &c.fileAIO
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, op := range u.ops {
+		if op.pinned {
+			pinned++
+		}
+	}
+	return u.live, pinned, u.ring != nil, u.submits
+}

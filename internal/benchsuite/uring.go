@@ -1,0 +1,300 @@
+package benchsuite
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/glibaio/glibaio/aiosource"
+	"github.com/glibaio/glibaio/internal/cbaseline"
+)
+
+// The io_uring scenarios (issue 15, item 5): 4 KiB random reads from a page-cached
+// 64 MiB file. Ours keeps qd reads in flight on an AioContext driven by Poll(true) on a
+// locked goroutine, each completion issuing the next read (ReadAt). The baselines: the
+// same reads as thread-pool work (Submit with unix.Pread), 32 goroutines calling
+// os.File.ReadAt, and a C loop on liburing (cbaseline.URingReads).
+
+const (
+	// ReadFileSize is the size of the file the read scenarios read.
+	ReadFileSize = 64 << 20
+	readBlock    = 4096
+	readOffsets  = 1 << 14 // random block offsets, taken in turn
+)
+
+// ReadFile is a page-cached file of ReadFileSize bytes and a fixed sequence of random
+// 4 KiB-aligned offsets in it.
+type ReadFile struct {
+	F    *os.File
+	dir  string
+	Offs []int64
+}
+
+// NewReadFile writes a ReadFileSize file in a new directory under dir (os.TempDir() if
+// empty) and reads it once, so it is in the page cache.
+func NewReadFile(dir string) (*ReadFile, error) {
+	d, err := os.MkdirTemp(dir, "glibaio-readbench-")
+	if err != nil {
+		return nil, err
+	}
+	rf := &ReadFile{dir: d}
+	rf.F, err = os.Create(filepath.Join(d, "data"))
+	if err != nil {
+		os.RemoveAll(d)
+		return nil, err
+	}
+	chunk := make([]byte, 1<<20)
+	for i := range chunk {
+		chunk[i] = byte(i*7 + i>>12)
+	}
+	for off := 0; off < ReadFileSize; off += len(chunk) {
+		if _, err := rf.F.WriteAt(chunk, int64(off)); err != nil {
+			rf.Close()
+			return nil, err
+		}
+	}
+	for off := 0; off < ReadFileSize; off += len(chunk) { // into the page cache, if not there
+		if _, err := rf.F.ReadAt(chunk, int64(off)); err != nil {
+			rf.Close()
+			return nil, err
+		}
+	}
+	rf.Offs = make([]int64, readOffsets)
+	x := uint64(0x9e3779b97f4a7c15)
+	for i := range rf.Offs {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		rf.Offs[i] = int64(x%(ReadFileSize/readBlock)) * readBlock
+	}
+	return rf, nil
+}
+
+// FD returns the file's descriptor.
+func (rf *ReadFile) FD() int { return int(rf.F.Fd()) }
+
+// Close removes the file.
+func (rf *ReadFile) Close() {
+	rf.F.Close()
+	os.RemoveAll(rf.dir)
+}
+
+// ReadLoop keeps QD reads in flight on an AioContext, with ReadAt (io_uring, or the
+// thread pool's engine if forced) or with Submit(pread), each completion issuing the
+// next read. Every callback and work function is bound once, so a run allocates
+// nothing.
+type ReadLoop struct {
+	Ctx  *aiosource.Context
+	rf   *ReadFile
+	fd   int
+	bufs [][]byte
+	offs []int64 // the lane's offset, for the pool's work
+	next int
+
+	issued, done, n int
+	err             error
+
+	ringDone []func(int, error)
+	poolWork []func() error
+	poolDone []func(error)
+}
+
+// NewReadLoop makes a context for qd lanes of reads from rf. With threads, its ReadAt
+// uses the thread-pool engine.
+func NewReadLoop(rf *ReadFile, qd int, threads bool) (*ReadLoop, error) {
+	c, err := aiosource.New()
+	if err != nil {
+		return nil, err
+	}
+	if threads {
+		if err := c.SetAIOEngine(aiosource.AIOThreads); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	l := &ReadLoop{Ctx: c, rf: rf, fd: rf.FD(), offs: make([]int64, qd)}
+	for i := 0; i < qd; i++ {
+		l.bufs = append(l.bufs, make([]byte, readBlock))
+		l.ringDone = append(l.ringDone, func(n int, err error) { l.ringCompleted(i, n, err) })
+		l.poolWork = append(l.poolWork, func() error { return l.pread(i) })
+		l.poolDone = append(l.poolDone, func(err error) { l.poolCompleted(i, err) })
+	}
+	return l, nil
+}
+
+// Engine returns the engine ReadAt uses.
+func (l *ReadLoop) Engine() aiosource.AIOEngine { return l.Ctx.AIOEngine() }
+
+func (l *ReadLoop) offset() int64 {
+	off := l.rf.Offs[l.next]
+	l.next = (l.next + 1) % len(l.rf.Offs)
+	return off
+}
+
+func (l *ReadLoop) issueRing(i int) {
+	l.issued++
+	l.Ctx.ReadAt(l.fd, l.bufs[i], l.offset(), l.ringDone[i])
+}
+
+func (l *ReadLoop) ringCompleted(i, n int, err error) {
+	l.done++
+	if (err != nil || n != readBlock) && l.err == nil {
+		l.err = fmt.Errorf("ReadAt: %d bytes, %v", n, err)
+	}
+	if l.issued < l.n {
+		l.issueRing(i)
+	}
+}
+
+func (l *ReadLoop) pread(i int) error {
+	n, err := unix.Pread(l.fd, l.bufs[i], l.offs[i])
+	if err == nil && n != readBlock {
+		err = errors.New("short pread")
+	}
+	return err
+}
+
+func (l *ReadLoop) issuePool(i int) {
+	l.issued++
+	l.offs[i] = l.offset()
+	l.Ctx.Submit(l.poolWork[i], l.poolDone[i])
+}
+
+func (l *ReadLoop) poolCompleted(i int, err error) {
+	l.done++
+	if err != nil && l.err == nil {
+		l.err = err
+	}
+	if l.issued < l.n {
+		l.issuePool(i)
+	}
+}
+
+// run does n reads with every lane busy, driving the context with Poll(true) on a
+// locked goroutine, and returns their time.
+func (l *ReadLoop) run(n int, pool bool) time.Duration {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	l.issued, l.done, l.n = 0, 0, n
+	start := time.Now()
+	for i := 0; i < len(l.bufs) && l.issued < n; i++ {
+		if pool {
+			l.issuePool(i)
+		} else {
+			l.issueRing(i)
+		}
+	}
+	for l.done < n {
+		l.Ctx.Poll(true)
+	}
+	return time.Since(start)
+}
+
+// Ring does n reads with ReadAt.
+func (l *ReadLoop) Ring(n int) time.Duration { return l.run(n, false) }
+
+// Pool does n reads as thread-pool work, Submit(pread).
+func (l *ReadLoop) Pool(n int) time.Duration { return l.run(n, true) }
+
+// Err returns the first failed read.
+func (l *ReadLoop) Err() error { return l.err }
+
+// Close closes the context.
+func (l *ReadLoop) Close() { l.Ctx.Close() }
+
+// GoroutineReads does n reads with qd goroutines calling os.File.ReadAt, and returns
+// their time.
+func (rf *ReadFile) GoroutineReads(n, qd int) (time.Duration, error) {
+	var wg sync.WaitGroup
+	errs := make([]error, qd)
+	start := time.Now()
+	for g := 0; g < qd; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, readBlock)
+			for k := g; k < n; k += qd {
+				if _, err := rf.F.ReadAt(buf, rf.Offs[k%len(rf.Offs)]); err != nil {
+					errs[g] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(start), errors.Join(errs...)
+}
+
+// uringRows measures the io_uring rows.
+func uringRows(cfg Config) ([]Row, error) {
+	rf, err := NewReadFile("")
+	if err != nil {
+		return nil, err
+	}
+	defer rf.Close()
+	ring, err := NewReadLoop(rf, 32, false)
+	if err != nil {
+		return nil, err
+	}
+	defer ring.Close()
+	if e := ring.Engine(); e != aiosource.AIOIOUring {
+		return nil, fmt.Errorf("io_uring rows: the context uses %v: %v", e, ring.Ctx.IOUringError())
+	}
+	pool, err := NewReadLoop(rf, 32, false)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	qd1, err := NewReadLoop(rf, 1, false)
+	if err != nil {
+		return nil, err
+	}
+	defer qd1.Close()
+
+	n := cfg.Ops * 5
+	var rows []Row
+	var cerr error
+	check := func(err error) {
+		if err != nil && cerr == nil {
+			cerr = err
+		}
+	}
+	o, b, r := interleave(cfg.Rounds, n, pool.Pool, ring.Ring)
+	check(ring.Err())
+	check(pool.Err())
+	ops := func(ns float64) float64 { return 1e9 / ns }
+	rows = append(rows, Row{Name: fmt.Sprintf("io_uring 4 KiB random reads, queue depth 32, page-cached 64 MiB file, per read (%.0f vs %.0f reads/s)", ops(o), ops(b)),
+		OursNS: o, Baseline: "thread-pool Submit(pread), 32 in flight", BaselineNS: b, Ratio: r,
+		Target: ">= 3x the reads/s (<= 0.333x)", Pass: r <= 1.0/3})
+
+	gor := func(n int) time.Duration {
+		d, err := rf.GoroutineReads(n, 32)
+		check(err)
+		return d
+	}
+	o, b, r = interleave(cfg.Rounds, n, gor, ring.Ring)
+	rows = append(rows, Row{Name: fmt.Sprintf("io_uring 4 KiB random reads, queue depth 32, against goroutines (%.0f vs %.0f reads/s)", ops(o), ops(b)),
+		OursNS: o, Baseline: "32 goroutines calling os.File.ReadAt", BaselineNS: b, Ratio: r, Target: TargetReport})
+
+	cloop := func(viaEventfd bool) func(n int) time.Duration {
+		return func(n int) time.Duration {
+			d, err := cbaseline.URingReads(rf.FD(), rf.Offs, n, 1, viaEventfd)
+			check(err)
+			return d
+		}
+	}
+	n1 := cfg.Ops * 2
+	o, b, r = interleave(cfg.Rounds, n1, cloop(false), qd1.Ring)
+	check(qd1.Err())
+	floor, _, floorX := interleave(cfg.Rounds, n1, cloop(false), cloop(true))
+	rows = append(rows, Row{Name: fmt.Sprintf("io_uring 4 KiB random read, queue depth 1, latency (C loop through an eventfd and ppoll: %.0f ns = %.2fx)", floor, floorX),
+		OursNS: o, Baseline: "C loop on liburing: submit, wait, reap", BaselineNS: b, Ratio: r,
+		Target: "<= 1.2x", Pass: r <= 1.2})
+	return rows, cerr
+}

@@ -1,0 +1,47 @@
+package benchsuite
+
+import (
+	"testing"
+
+	"github.com/glibaio/glibaio/internal/cbaseline"
+)
+
+// The go test benchmarks behind the io_uring rows: 4 KiB random reads from a
+// page-cached 64 MiB file.
+func BenchmarkURingReads(b *testing.B) {
+	rf, err := NewReadFile("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rf.Close()
+	for _, qd := range []int{1, 32} {
+		l, err := NewReadLoop(rf, qd, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(qdName("glibaio-ReadAt", qd), func(b *testing.B) {
+			b.ReportAllocs()
+			l.Ring(b.N)
+			if err := l.Err(); err != nil {
+				b.Fatal(err)
+			}
+		})
+		b.Run(qdName("thread-pool-Submit", qd), func(b *testing.B) {
+			b.ReportAllocs()
+			l.Pool(b.N)
+			if err := l.Err(); err != nil {
+				b.Fatal(err)
+			}
+		})
+		b.Run(qdName("C-liburing", qd), func(b *testing.B) {
+			if _, err := cbaseline.URingReads(rf.FD(), rf.Offs, b.N, qd, false); err != nil {
+				b.Fatal(err)
+			}
+		})
+		l.Close()
+	}
+}
+
+func qdName(s string, qd int) string {
+	return s + "/qd" + string(rune('0'+qd/10)) + string(rune('0'+qd%10))
+}
