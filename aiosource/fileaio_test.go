@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/glibaio/glibaio/aiosource"
+	"github.com/glibaio/glibaio/glibloop"
 	"github.com/glibaio/glibaio/internal/leakcheck"
 	"github.com/glibaio/glibaio/internal/testutil"
 )
@@ -703,4 +705,354 @@ func countFDsTo(t *testing.T, target string) int {
 		}
 	}
 	return n
+}
+
+// Cancel: a request still queued never reaches the kernel; one in the kernel is
+// cancelled there; either way its callback runs once, with ECANCELED. A completed
+// request, or the zero FileRequest, cancels nothing.
+func TestFileCancel(t *testing.T) {
+	leakcheck.Handles(t)
+	eachMode(t, func(t *testing.T, m *mode) {
+		useEngine(t, m.ctx, aiosource.AIOIOUring)
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(p[0])
+		defer unix.Close(p[1])
+		buf := make([]byte, 8)
+		var queued, inKernel, later ioResult
+		req := m.ctx.ReadAt(p[0], buf[:1], 0, queued.done)
+		req.Cancel() // before any pass: it is still queued
+		req2 := m.ctx.ReadAt(p[0], buf[1:2], 0, inKernel.done)
+		m.iterate(false) // submits it; the pipe is empty, so it waits in the kernel
+		if queued.calls != 1 || queued.err != unix.ECANCELED {
+			t.Fatalf("cancelled while queued: %+v", queued)
+		}
+		if inKernel.calls != 0 {
+			t.Fatalf("a read of an empty pipe completed: %+v", inKernel)
+		}
+		go req2.Cancel() // from another goroutine
+		m.until(t, func() bool { return inKernel.calls > 0 })
+		if inKernel.calls != 1 || inKernel.err != unix.ECANCELED || inKernel.n != 0 {
+			t.Fatalf("cancelled in the kernel: %+v", inKernel)
+		}
+		// Neither read took a byte: the next read gets the first one written.
+		unix.Write(p[1], []byte("ab"))
+		r := m.do(t, func(done func(int, error)) { m.ctx.ReadAt(p[0], buf[2:3], 0, done) })
+		if r.n != 1 || r.err != nil || buf[2] != 'a' {
+			t.Fatalf("read after the cancels: %d, %v, %q", r.n, r.err, buf[2])
+		}
+		// A completed request: Cancel does nothing, even once its slot is reused.
+		req3 := m.ctx.ReadAt(p[0], buf[3:4], 0, later.done)
+		m.until(t, func() bool { return later.calls > 0 })
+		next := m.ctx.ReadAt(p[0], buf[4:5], 0, func(int, error) {})
+		req3.Cancel()
+		req.Cancel()
+		aiosource.FileRequest{}.Cancel()
+		unix.Write(p[1], []byte("c"))
+		var last ioResult
+		next.Cancel() // racing with the byte just written: ECANCELED or 'c'
+		m.ctx.ReadAt(p[0], buf[5:6], 0, last.done)
+		m.until(t, func() bool { return last.calls > 0 || buf[4] == 'c' })
+		if later.calls != 1 || later.n != 1 || buf[3] != 'b' {
+			t.Fatalf("the read before Cancel: %+v %q", later, buf[3])
+		}
+		m.flush()
+	})
+	t.Run("threads", func(t *testing.T) {
+		eachMode(t, func(t *testing.T, m *mode) {
+			useEngine(t, m.ctx, aiosource.AIOThreads)
+			if err := m.ctx.SetThreadPoolSize(1); err != nil {
+				t.Fatal(err)
+			}
+			f, _ := tempFile(t, []byte("threads"))
+			release := make(chan struct{})
+			var blocker, running, queued ioResult
+			m.ctx.Submit(func() error { <-release; return nil }, func(error) { blocker.calls++ })
+			req := m.ctx.ReadAt(int(f.Fd()), make([]byte, 7), 0, queued.done)
+			req.Cancel() // the only worker is busy: the read has not started
+			close(release)
+			m.until(t, func() bool { return queued.calls > 0 && blocker.calls > 0 })
+			if queued.err != unix.ECANCELED || queued.n != 0 {
+				t.Fatalf("cancelled before it started: %+v", queued)
+			}
+			req = m.ctx.ReadAt(int(f.Fd()), make([]byte, 7), 0, running.done)
+			m.until(t, func() bool { return running.calls > 0 })
+			req.Cancel() // completed: nothing
+			if running.calls != 1 || running.err != nil || running.n != 7 {
+				t.Fatalf("a read left alone: %+v", running)
+			}
+		})
+	})
+}
+
+// On io_uring, a read of a pipe ignores the offset and waits for data, as read(2);
+// pread, and so the thread-pool engine, fail with ESPIPE. The difference is
+// documented on ReadAt.
+func TestFilePipe(t *testing.T) {
+	eachEngine(t, func(t *testing.T, m *mode) {
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(p[0])
+		defer unix.Close(p[1])
+		buf := make([]byte, 4)
+		var r ioResult
+		m.ctx.ReadAt(p[0], buf, 0, r.done)
+		if m.ctx.AIOEngine() == aiosource.AIOThreads {
+			m.until(t, func() bool { return r.calls > 0 })
+			if r.err != unix.ESPIPE {
+				t.Fatalf("pread of a pipe on the pool: %+v, want ESPIPE", r)
+			}
+			return
+		}
+		m.iterate(false)
+		time.Sleep(5 * time.Millisecond)
+		m.iterate(false)
+		if r.calls != 0 {
+			t.Fatalf("a read of an empty pipe completed: %+v", r)
+		}
+		unix.Write(p[1], []byte("pipe"))
+		m.until(t, func() bool { return r.calls > 0 })
+		if r.err != nil || string(buf[:r.n]) != "pipe" {
+			t.Fatalf("read of a pipe on io_uring: %d %q, %v", r.n, buf[:r.n], r.err)
+		}
+	})
+}
+
+// Requests made during one pass go to the kernel with one io_uring_submit (QEMU's
+// luring_io_plug/unplug): 32 reads from one BH, or from another goroutine before the
+// loop runs, are one submit. Their callbacks run on the loop thread, in a walk of the
+// context.
+func TestFileBatching(t *testing.T) {
+	eachMode(t, func(t *testing.T, m *mode) {
+		useEngine(t, m.ctx, aiosource.AIOIOUring)
+		f, _ := tempFile(t, pattern(128<<10, 5))
+		fd := int(f.Fd())
+		const n = 32
+		var results [n]ioResult
+		wrongThread := 0
+		issue := func() {
+			for i := range results {
+				results[i] = ioResult{}
+				m.ctx.ReadAt(fd, make([]byte, 4096), int64(i)*4096, func(n int, err error) {
+					if aiosource.CurrentContext() != m.ctx {
+						wrongThread++
+					}
+					results[i].done(n, err)
+				})
+			}
+		}
+		all := func() bool {
+			for _, r := range results {
+				if r.calls == 0 {
+					return false
+				}
+			}
+			return true
+		}
+		for _, from := range []string{"a BH", "another goroutine"} {
+			_, _, _, before := aiosource.FileAIOState(m.ctx)
+			if from == "a BH" {
+				m.ctx.ScheduleOneshot(issue)
+			} else {
+				done := make(chan struct{})
+				go func() { issue(); close(done) }()
+				<-done
+			}
+			m.until(t, all)
+			m.flush()
+			_, _, _, after := aiosource.FileAIOState(m.ctx)
+			for i, r := range results {
+				if r.calls != 1 || r.err != nil || r.n != 4096 {
+					t.Fatalf("from %s: read %d: %+v", from, i, r)
+				}
+			}
+			if after-before != 1 {
+				t.Errorf("from %s: %d reads took %d io_uring_submit calls, want 1", from, n, after-before)
+			}
+		}
+		if wrongThread != 0 {
+			t.Errorf("%d callbacks ran outside the context's walk", wrongThread)
+		}
+	})
+}
+
+// A panic in a completion callback comes out of the call that drives the context, as a
+// *glibloop.PanicError with the original value; the completions behind it are delivered
+// in a later pass, and nothing leaks.
+func TestFileCallbackPanic(t *testing.T) {
+	leakcheck.Handles(t)
+	eachEngine(t, func(t *testing.T, m *mode) {
+		f, _ := tempFile(t, pattern(64<<10, 5))
+		fd := int(f.Fd())
+		var before, after ioResult
+		m.ctx.ReadAt(fd, make([]byte, 10), 0, before.done)
+		m.ctx.ReadAt(fd, make([]byte, 10), 10, func(int, error) { panic("file-boom") })
+		m.ctx.ReadAt(fd, make([]byte, 10), 20, after.done)
+		var pe *glibloop.PanicError
+		for deadline := time.Now().Add(10 * time.Second); pe == nil && time.Now().Before(deadline); {
+			pe, _ = catch(func() { m.iterate(true) })
+		}
+		if pe == nil || pe.Value != "file-boom" {
+			t.Fatalf("want file-boom as a PanicError, got %v", pe)
+		}
+		m.until(t, func() bool { return before.calls > 0 && after.calls > 0 })
+		m.flush()
+		if before.calls != 1 || after.calls != 1 || before.n != 10 || after.n != 10 {
+			t.Fatalf("the other completions: %+v, %+v", before, after)
+		}
+		if live, pinned, _, _ := aiosource.FileAIOState(m.ctx); live != 0 || pinned != 0 {
+			t.Fatalf("after the panic: %d live, %d pinned", live, pinned)
+		}
+	})
+}
+
+// Many goroutines submit reads and writes while the loop runs on an IOThread; every
+// write lands and every read sees its own region.
+func TestFileConcurrentSubmit(t *testing.T) {
+	leakcheck.Handles(t)
+	for _, e := range engines {
+		t.Run(e.String(), func(t *testing.T) {
+			th, err := aiosource.NewIOThread("fileaio")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer th.Stop()
+			useEngine(t, th.Context(), e)
+			f, _ := tempFile(t, nil)
+			fd := int(f.Fd())
+			const goroutines, each, size = 8, 50, 1000
+			errs := make(chan error, goroutines)
+			for g := 0; g < goroutines; g++ {
+				go func() {
+					for i := 0; i < each; i++ {
+						off := int64(g*each+i) * size
+						data := pattern(size, byte(g*each+i))
+						done := make(chan error, 1)
+						th.Context().WriteAt(fd, data, off, func(n int, err error) {
+							if err == nil && n != size {
+								err = fmt.Errorf("short write %d", n)
+							}
+							done <- err
+						})
+						if err := <-done; err != nil {
+							errs <- err
+							return
+						}
+						back := make([]byte, size)
+						th.Context().ReadAt(fd, back, off, func(n int, err error) {
+							if err == nil && (n != size || !bytes.Equal(back, data)) {
+								err = fmt.Errorf("read back %d bytes, equal %v", n, bytes.Equal(back[:n], data[:n]))
+							}
+							done <- err
+						})
+						if err := <-done; err != nil {
+							errs <- err
+							return
+						}
+					}
+					errs <- nil
+				}()
+			}
+			for g := 0; g < goroutines; g++ {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// A coroutine awaits each operation (luring_co_submit): it yields until the completion
+// resumes it on the loop's thread, and gets the result as its return values.
+func TestFileCoroutine(t *testing.T) {
+	leakcheck.Handles(t)
+	eachEngine(t, func(t *testing.T, m *mode) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		tid := unix.Gettid()
+		f, _ := tempFile(t, nil)
+		fd := int(f.Fd())
+		data := pattern(20000, 4)
+		var steps []string
+		finished := false
+		m.ctx.ScheduleOneshot(func() {
+			aiosource.NewCoroutine(func(*aiosource.Coroutine) {
+				note := func(s string, n int, err error) {
+					steps = append(steps, fmt.Sprintf("%s %d %v", s, n, err))
+					if unix.Gettid() != tid {
+						steps = append(steps, "on another thread")
+					}
+				}
+				n, err := aiosource.WriteAtCo(fd, data, 100)
+				note("write", n, err)
+				note("fsync", 0, aiosource.FsyncCo(fd))
+				note("fdatasync", 0, aiosource.FdatasyncCo(fd))
+				back := make([]byte, len(data)+50)
+				n, err = aiosource.ReadAtCo(fd, back, 100)
+				if !bytes.Equal(back[:n], data) {
+					steps = append(steps, "read other bytes")
+				}
+				note("read", n, err)
+				n, err = aiosource.ReadAtCo(-1, back, 0)
+				note("read -1", n, err)
+				finished = true
+			}).Enter()
+		})
+		for !finished {
+			m.iterate(true)
+		}
+		want := []string{"write 20000 <nil>", "fsync 0 <nil>", "fdatasync 0 <nil>", "read 20000 <nil>", "read -1 0 bad file descriptor"}
+		if strings.Join(steps, "; ") != strings.Join(want, "; ") {
+			t.Fatalf("steps %q, want %q", steps, want)
+		}
+		if live, pinned, _, _ := aiosource.FileAIOState(m.ctx); live != 0 || pinned != 0 {
+			t.Fatalf("after the coroutine: %d live, %d pinned", live, pinned)
+		}
+	})
+}
+
+// Misuse: a nil callback panics with the operation's name; outside a coroutine the
+// awaiting forms panic; after Close the callback gets ErrClosed at once, on the calling
+// goroutine, and the awaiting forms return it.
+func TestFileMisuse(t *testing.T) {
+	c := newCtx(t)
+	for _, tc := range []struct {
+		name string
+		fn   func()
+	}{
+		{"aiosource: ReadAt: nil done", func() { c.ReadAt(0, nil, 0, nil) }},
+		{"aiosource: WriteAt: nil done", func() { c.WriteAt(0, nil, 0, nil) }},
+		{"aiosource: Fsync: nil done", func() { c.Fsync(0, nil) }},
+		{"aiosource: Fdatasync: nil done", func() { c.Fdatasync(0, nil) }},
+		{"aiosource: ReadAtCo: not in a coroutine", func() { aiosource.ReadAtCo(0, nil, 0) }},
+		{"aiosource: WriteAtCo: not in a coroutine", func() { aiosource.WriteAtCo(0, nil, 0) }},
+		{"aiosource: FsyncCo: not in a coroutine", func() { aiosource.FsyncCo(0) }},
+		{"aiosource: FdatasyncCo: not in a coroutine", func() { aiosource.FdatasyncCo(0) }},
+	} {
+		mustPanicWith(t, tc.name, tc.fn)
+	}
+	for _, e := range engines {
+		c := newCtx(t)
+		useEngine(t, c, e)
+		c.Close()
+		var r ioResult
+		c.ReadAt(0, make([]byte, 1), 0, r.done)
+		c.WriteAt(0, make([]byte, 1), 0, r.done)
+		c.Fsync(0, r.done).Cancel()
+		c.Fdatasync(0, r.done)
+		if r.calls != 4 || r.err != aiosource.ErrClosed {
+			t.Errorf("%v: after Close: %+v", e, r)
+		}
+		// A coroutine outside any walk: its context is nil, so the awaiting forms name
+		// the problem.
+		runtime.LockOSThread()
+		mustPanicWith(t, "aiosource: ReadAtCo: the coroutine runs in no context's walk", func() {
+			aiosource.NewCoroutine(func(*aiosource.Coroutine) { aiosource.ReadAtCo(0, nil, 0) }).Enter()
+		})
+		runtime.UnlockOSThread()
+	}
 }
