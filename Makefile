@@ -64,9 +64,8 @@ test-asan: deps
 # included); the model tests (the AioContext's, per mode, and the file I/O engine's) at
 # 10,000 sequences; a minute of fuzzing for each target; the stress tests at full size
 # (1,000,000 BHs, 10,000 fds, 1,000 hostile clients); and a 10-minute soak of aiodemo
-# under load. make test runs the quick form of
-# each. Then the QMP conformance test against a real QEMU and gtkdemo's window under
-# Xvfb (check-qmp, check-gtkdemo).
+# under load. make test runs the quick form of each. Then the QMP conformance test
+# against a real QEMU and gtkdemo's window under Xvfb (check-qmp, check-gtkdemo).
 check: deps test-cgocheck2 test-asan check-qmp check-gtkdemo
 	$(GO) test -count=1 -run 'TestModel|TestFileModel' ./aiosource -rapid.checks=10000
 	$(GO) test -run='^$$' -fuzz=FuzzAioOps -fuzztime=60s ./aiosource
