@@ -1,7 +1,7 @@
 // Package aiosource is QEMU's AioContext rebuilt in Go as a real GLib GSource: fd
 // handlers, event notifiers, bottom halves, timers on four clocks, the notify_me wake
-// handshake, a standalone Poll (aio_poll) with adaptive busy polling, and a thread pool
-// whose completions run on the loop.
+// handshake, a standalone Poll (aio_poll) with adaptive busy polling, a thread pool
+// whose completions run on the loop, and file I/O on io_uring (QEMU's aio=io_uring).
 //
 // A Context is driven either by GLib, once attached to a GMainContext (gtk.Main,
 // g_main_loop_run, gotk3's loop, glibloop.Loop), or by its own Poll, for worker loops
@@ -17,7 +17,9 @@
 // (qemu_coroutine_create), Coroutine.Enter, Yield, Self, InCoroutine, CoEnter
 // (aio_co_enter), Coroutine.Wake (aio_co_wake), CoSchedule (aio_co_schedule),
 // RescheduleSelf, CoMutex, CoQueue, CoRwlock, CoSleepNS and SubmitCo
-// (thread_pool_submit_co).
+// (thread_pool_submit_co). File I/O: ReadAt, WriteAt, Fsync and Fdatasync, and for
+// coroutines ReadAtCo, WriteAtCo, FsyncCo and FdatasyncCo (block/io_uring.c's
+// luring_co_submit), AIOEngine (aio=io_uring or aio=threads).
 //
 // # Errors and misuse
 //
@@ -111,6 +113,27 @@
 // and a coroutine entered outside every walk has a nil context: nil equals nil in
 // CoEnter. Outside a loop, lock the goroutine to its thread (runtime.LockOSThread)
 // while it uses coroutines.
+//
+// # File I/O
+//
+// ReadAt, WriteAt, Fsync and Fdatasync run on the context's file I/O engine, QEMU's
+// block/io_uring.c: one io_uring per context, made with liburing on first use
+// (aio_setup_linux_io_uring). The requests made during one pass of the loop (from its
+// callbacks, or from other goroutines meanwhile) go to the kernel with one
+// io_uring_submit, from a BH that the first of them schedules (the batching of QEMU's
+// luring_io_plug/unplug, defer_call since 8.2); the ring is reaped at once after the
+// submit, since a read from the page cache has usually completed inside it. Later
+// completions announce themselves on an eventfd registered with
+// io_uring_register_eventfd, which the context watches with an fd handler (and a
+// busy-poll callback that looks at the ring, as qemu_luring_poll_cb), so the callbacks
+// run on the context's thread under GLib and under Poll alike. Where the kernel refuses
+// io_uring (before 5.6, the kernel.io_uring_disabled sysctl, a seccomp filter such as
+// Docker's), the same calls run pread, pwrite, fsync and fdatasync on the thread pool
+// (aio=threads); AIOEngine says which engine is in use and IOUringError why io_uring is
+// not; SetAIOEngine or GLIBAIO_AIO=threads force the pool. Buffers are pinned
+// (runtime.Pinner) while the kernel may use them; C holds only the buffer address and
+// a slot index with its generation in each request's user_data. Close cancels what is
+// in flight (io_uring_prep_cancel) and waits for every completion.
 //
 // # Units
 //

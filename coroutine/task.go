@@ -1,7 +1,8 @@
 // Package coroutine runs sequential Go code on a GLib or QEMU-style event loop's own
 // thread: a Task is an aiosource.Coroutine with waits that read top to bottom. Inside
-// a Task, code awaits thread-pool work, sleeps on a timer, waits for an fd or for a
-// value from a Go channel, and at every wait the loop goes on with everything else. All
+// a Task, code awaits thread-pool work, file I/O on io_uring (ReadAt, WriteAt, Fsync),
+// sleeps on a timer, waits for an fd or for a value from a Go channel, and at every
+// wait the loop goes on with everything else. All
 // of it runs on the thread that drives the loop, so GTK's rule (widgets only from the
 // GTK thread) holds everywhere in the Task: no goroutine, no IdleAdd closure per step.
 // gtk-rs calls this MainContext::spawn_local; Python has asyncio on GLib.
