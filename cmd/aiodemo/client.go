@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 )
 
 func cmdClient(argv []string) error {
@@ -31,6 +32,9 @@ func runClient(socket, tcp string, in io.Reader, out io.Writer) error {
 	defer m.Close()
 	fmt.Fprintf(out, "<- %s\n", greeting)
 	fmt.Fprintln(out, `connected; type JSON or shorthand such as "qmp_capabilities", "query-status", "sleep ms=500"; Ctrl-D quits`)
+	// The lines of one typed object are printed together, and never cut by a message
+	// of the server's: both goroutines print under mu.
+	var mu sync.Mutex
 	serverGone := make(chan error, 1)
 	go func() {
 		for {
@@ -39,9 +43,12 @@ func runClient(socket, tcp string, in io.Reader, out io.Writer) error {
 				serverGone <- err
 				return
 			}
+			mu.Lock()
 			fmt.Fprintf(out, "<- %s\n", msg)
+			mu.Unlock()
 		}
 	}()
+	var typedLines strings.Builder // the lines of an object still being typed
 	// typed tracks the JSON the user types, with the server's own parser, so that the
 	// lines of an object that spans lines all go out as JSON, not as shorthand.
 	typed := newJSONMessageParser(0, func(any, *qmpError, []byte) {})
@@ -63,8 +70,17 @@ func runClient(socket, tcp string, in io.Reader, out io.Writer) error {
 		if err := m.sendLine([]byte(req)); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "-> %s\n", req)
+		fmt.Fprintf(&typedLines, "-> %s\n", req)
+		if typed.idle() {
+			mu.Lock()
+			io.WriteString(out, typedLines.String())
+			mu.Unlock()
+			typedLines.Reset()
+		}
 	}
+	mu.Lock()
+	io.WriteString(out, typedLines.String()) // an object left unfinished
+	mu.Unlock()
 	m.c.(interface{ CloseWrite() error }).CloseWrite()
 	<-serverGone
 	return nil

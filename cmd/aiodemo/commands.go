@@ -98,6 +98,7 @@ var qmpCommandList = []qmpCommand{
 	}},
 	{"sleep", cmdSleep},
 	{"sha256", cmdSHA256},
+	{"sha256-file", cmdSHA256File}, // hashfile.go
 	{"subscribe", cmdSubscribe},
 	{"query-callbacks", func(q *qmpCall) {
 		if q.checked() {
@@ -227,7 +228,7 @@ func cmdSHA256(q *qmpCall) {
 	c.cancelTask = cancel
 	q.s.tasks++
 	coroutine.Go(ctx, q.s.aio, func(tk *coroutine.Task) error {
-		defer func() { q.s.tasks--; cancel() }()
+		defer func() { q.s.taskDone(); cancel() }()
 		h := sha256.New()
 		b := []byte(data)
 		perSlice := max(sha256Slice/max(int64(len(b)), 1), 1)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,8 +26,8 @@ func cmdDemo(argv []string) error {
 
 	fmt.Fprintln(out, "aiodemo: a QEMU-monitor-style server on glibaio's AIO main loop")
 	fmt.Fprintln(out, "  client sockets are fd handlers on the \"io-handler\" AioContext; sleep, subscribe and")
-	fmt.Fprintln(out, "  shutdown use AIO timers on \"aio-context\"; sha256 runs on its thread pool; a plain GLib")
-	fmt.Fprintln(out, "  timeout source on the same GMainContext logs statistics.")
+	fmt.Fprintln(out, "  shutdown use AIO timers on \"aio-context\"; sha256 runs on its thread pool; sha256-file reads")
+	fmt.Fprintln(out, "  through its io_uring; a plain GLib timeout source on the same GMainContext logs statistics.")
 	fmt.Fprintf(out, "  server socket: %s\n\n", socket)
 
 	ready := make(chan struct{})
@@ -237,6 +239,10 @@ func runScript(socket string, w io.Writer, narrate bool) error {
 		return err
 	}
 
+	if err := hashFileSteps(t, a, filepath.Join(filepath.Dir(socket), "files"), step); err != nil {
+		return err
+	}
+
 	t.note("subscribe: TICK events every 100 ms from an AIO timer, then stop them")
 	if err := step(a, `{"execute":"subscribe","arguments":{"interval_ms":100},"id":6}`, "return"); err != nil {
 		return err
@@ -353,4 +359,47 @@ func printStatus(w io.Writer, reply []byte) {
 			fmt.Fprintf(w, "#   %-16s %v\n", k, loop[k])
 		}
 	}
+}
+
+// hashFileSteps is the script's sha256-file part: a 3 MiB file in dir, read through the
+// server's ring with a progress event per MiB, its digest checked against crypto/sha256;
+// then the errors of a missing file and of a directory.
+func hashFileSteps(t transcript, a *scriptConn, dir string, step func(*scriptConn, string, string) error) error {
+	t.note("sha256-file: a coroutine reads a file through the main context's io_uring, 1 MiB per read,\n" +
+		"# hashes each MiB on the thread pool, and sends a progress event per MiB")
+	if err := os.MkdirAll(filepath.Join(dir, "folder"), 0o755); err != nil {
+		return err
+	}
+	data := make([]byte, 3<<20)
+	for i := range data {
+		data[i] = byte(i*7 + i>>16)
+	}
+	img := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(img, data, 0o644); err != nil {
+		return err
+	}
+	quote := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	reply, err := a.exchange(`{"execute":"sha256-file","arguments":{"path":` + quote(img) + `,"progress_mib":1},"id":"f1"}`)
+	if err != nil {
+		return err
+	}
+	var r struct {
+		Return struct {
+			SHA256 string `json:"sha256"`
+			Bytes  int64  `json:"bytes"`
+		} `json:"return"`
+	}
+	sum := sha256.Sum256(data)
+	if json.Unmarshal(reply, &r) != nil || r.Return.SHA256 != hex.EncodeToString(sum[:]) || r.Return.Bytes != int64(len(data)) {
+		return fmt.Errorf("sha256-file of %s: %s, want %x over %d bytes", img, reply, sum, len(data))
+	}
+	for _, line := range []string{
+		`{"execute":"sha256-file","arguments":{"path":` + quote(filepath.Join(dir, "missing.img")) + `},"id":"f2"}`,
+		`{"execute":"sha256-file","arguments":{"path":` + quote(filepath.Join(dir, "folder")) + `},"id":"f3"}`,
+	} {
+		if err := step(a, line, "GenericError"); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -125,6 +125,8 @@ var normalizers = []struct {
 	{regexp.MustCompile(`"events":\d+`), `"events":N`},
 	{regexp.MustCompile(`"process":\{[^}]*\}`), `"process":P`},
 	{regexp.MustCompile(`"(aio-context|io-handler)":\[[^\]]*\]`), `"$1":[...]`},
+	{regexp.MustCompile(`(["'])/[^"']*/files/`), `${1}DIR/files/`},
+	{regexp.MustCompile(`"engine":"[a-z_]+"`), `"engine":E`},
 }
 
 func normalize(s string) string {

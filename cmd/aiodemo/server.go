@@ -58,9 +58,10 @@ type server struct {
 	statsID uint
 	rbuf    []byte
 
-	closing  bool
-	deadline *aiosource.Timer
-	tasks    int // coroutine Tasks that have not returned
+	closing      bool
+	deadline     *aiosource.Timer
+	drainExpired bool // the shutdown closed the clients that did not drain in time
+	tasks        int  // coroutine Tasks that have not returned
 
 	fdl acceptLimit // accept at the fd limit (accept.go)
 
@@ -563,22 +564,46 @@ func (s *server) shutdown(why, reason string) {
 		c.updateHandler()
 	}
 	s.deadline = s.aio.NewTimer(aiosource.ClockRealtime, aiosource.ScaleMS, func() {
+		if s.drainExpired {
+			s.log.Warn("aiodemo: cancelled commands did not return in time", "tasks", s.tasks)
+			s.ml.Quit()
+			return
+		}
+		// Close the clients while the loop still runs: their cancelled Tasks must resume
+		// at the callback level where they were entered, which Run's walks are; a loop
+		// iterated after Run has returned would never run them.
 		s.log.Warn("aiodemo: clients did not drain in time; closing them")
-		s.ml.Quit()
+		s.drainExpired = true
+		for _, c := range s.clients {
+			c.close()
+		}
+		s.deadline.Mod(aiosource.ClockNS(aiosource.ClockRealtime)/aiosource.ScaleMS + 5000)
+		s.maybeFinish()
 	})
 	s.deadline.Mod(aiosource.ClockNS(aiosource.ClockRealtime)/aiosource.ScaleMS + 2000)
 	s.maybeFinish()
 }
 
-// maybeFinish ends the loop once every client flushed its output and no command is in
-// flight.
+// maybeFinish ends the loop once every client flushed its output, no command is in
+// flight and every coroutine Task has returned.
 func (s *server) maybeFinish() {
 	for _, c := range s.clients {
 		if len(c.out) > 0 || c.busy {
 			return
 		}
 	}
+	if s.tasks > 0 {
+		return
+	}
 	s.ml.Quit()
+}
+
+// taskDone counts a command's coroutine Task out; a shutdown may be waiting for it.
+func (s *server) taskDone() {
+	s.tasks--
+	if s.closing && s.tasks == 0 {
+		s.maybeFinish()
+	}
 }
 
 // closeListeners stops accepting. The socket file goes first, while the listener is
@@ -607,9 +632,14 @@ func (s *server) teardown() error {
 	for _, c := range s.clients {
 		c.close()
 	}
-	// The clients' cancelled Tasks return at their next wait: let the loop run them.
-	for end := time.Now().Add(5 * time.Second); s.tasks > 0 && time.Now().Before(end); {
-		s.mc.Iteration(true)
+	// The clients' cancelled Tasks return at their next wait. A shutdown lets them do so
+	// before Run returns; when Run ended otherwise (its context), the Tasks of the run's
+	// walks cannot resume here (see Callback levels in package aiosource), so this waits
+	// at most a little, without blocking in the loop.
+	for end := time.Now().Add(time.Second); s.tasks > 0 && time.Now().Before(end); {
+		if !s.mc.Iteration(false) {
+			time.Sleep(time.Millisecond)
+		}
 	}
 	if s.deadline != nil {
 		s.deadline.Del()
