@@ -9,7 +9,7 @@
 // The protocol is QMP's, framed as QEMU frames it: a stream of JSON objects, any number
 // per line, any one over several lines (jsonstream.go). After the greeting, send
 // {"execute":"qmp_capabilities"}, then commands such as query-version,
-// query-commands, query-status, echo, sleep, sha256, subscribe and quit. The client
+// query-commands, query-status, echo, sleep, sha256, sha256-file, subscribe and quit. The client
 // works against QEMU's own QMP monitor too.
 package main
 

@@ -182,7 +182,7 @@ func BenchmarkPingPong(b *testing.B) {
 // issue fixes. (The timings are meaningless here; aiobench measures them.)
 func TestSuiteRuns(t *testing.T) {
 	leakcheck.Handles(t)
-	cfg, want := Config{Rounds: 3, Ops: 30, Quick: true}, 23
+	cfg, want := Config{Rounds: 3, Ops: 30, Quick: true}, 28
 	if asanBuild {
 		// The C switch of the enter+yield rows is not for AddressSanitizer
 		// (coroutine_cswitch_test.go): every other section runs.
@@ -192,7 +192,7 @@ func TestSuiteRuns(t *testing.T) {
 				names = append(names, regexp.QuoteMeta(s))
 			}
 		}
-		cfg.Only, want = regexp.MustCompile("^("+strings.Join(names, "|")+")$"), 21
+		cfg.Only, want = regexp.MustCompile("^("+strings.Join(names, "|")+")$"), 26
 	}
 	rows, sc, err := Run(cfg, func(string) {})
 	if err != nil {

@@ -1,13 +1,15 @@
 package benchsuite
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/glibaio/glibaio/internal/cbaseline"
 )
 
 // The go test benchmarks behind the io_uring rows: 4 KiB random reads from a
-// page-cached 64 MiB file.
+// page-cached 64 MiB file, at queue depth 1 and 32, through ReadAt, through thread-pool
+// Submit(pread), and in the C loop on liburing.
 func BenchmarkURingReads(b *testing.B) {
 	rf, err := NewReadFile("")
 	if err != nil {
@@ -42,6 +44,4 @@ func BenchmarkURingReads(b *testing.B) {
 	}
 }
 
-func qdName(s string, qd int) string {
-	return s + "/qd" + string(rune('0'+qd/10)) + string(rune('0'+qd%10))
-}
+func qdName(s string, qd int) string { return fmt.Sprintf("%s/qd%02d", s, qd) }
