@@ -670,6 +670,10 @@ func (u *fileAIO) stepLocked(drain bool) {
 	}
 	if u.qHead == len(u.queue) {
 		u.queue, u.qHead = u.queue[:0], 0
+	} else if u.qHead > len(u.queue)/2 {
+		// Under a steady backlog the head never meets the tail: drop what was taken.
+		u.queue = u.queue[:copy(u.queue, u.queue[u.qHead:])]
+		u.qHead = 0
 	}
 	res := u.ring.Step(drain, ops, u.cqes)
 	u.ringOps, u.batch = ops, batch
@@ -699,12 +703,16 @@ func (u *fileAIO) stepLocked(drain bool) {
 			continue // a cancel's own result: its target completes on its own
 		}
 		op := u.ops[uint32(cqe.UserData)]
-		if cqe.Res == -int32(unix.EINTR) && op.state == opInRing && !u.closing {
-			op.state = opQueued // QEMU resubmits -EINTR (and -EAGAIN: see ReadAt)
-			u.queue = append(u.queue, op.idx)
-			continue
+		res := cqe.Res
+		if res == -int32(unix.EINTR) {
+			if op.state == opInRing && !u.closing {
+				op.state = opQueued // QEMU resubmits -EINTR (and -EAGAIN: see ReadAt)
+				u.queue = append(u.queue, op.idx)
+				continue
+			}
+			res = -int32(unix.ECANCELED) // interrupted while cancelled: it did not run
 		}
-		u.reapLocked(op, cqe.Res)
+		u.reapLocked(op, res)
 	}
 	u.endReapLocked()
 }
@@ -927,11 +935,16 @@ func (u *fileAIO) close() (panicked *glibloop.PanicError) {
 }
 
 // release releases the ring and its eventfd once the context no longer watches it (the end
-// of Close), and forgets the slots of coroutines that will never resume.
+// of Close), and forgets the slots of coroutines that will never resume. Should waiting
+// for the kernel have failed in close, the ring and the buffers of the requests it still
+// holds stay as they are: the kernel may write into them yet.
 func (u *fileAIO) release() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.ring != nil && u.inRing == 0 {
+	if u.ring != nil && u.inRing > 0 {
+		return
+	}
+	if u.ring != nil {
 		u.ring.Free()
 		u.ring = nil
 	}

@@ -1056,3 +1056,51 @@ func TestFileMisuse(t *testing.T) {
 		runtime.UnlockOSThread()
 	}
 }
+
+// Close from a completion callback, on the loop's thread, with other requests in
+// flight: the rest complete (with ECANCELED or their result) inside Close, the engine
+// run that called the callback ends quietly, and nothing stays pinned.
+func TestFileCloseFromCallback(t *testing.T) {
+	leakcheck.Handles(t)
+	for _, m := range ownModes(t) {
+		t.Run(m.name, func(t *testing.T) {
+			useEngine(t, m.ctx, aiosource.AIOIOUring)
+			f, _ := tempFile(t, pattern(1<<20, 1))
+			var p [2]int
+			if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(p[0])
+			defer unix.Close(p[1])
+			results := make([]ioResult, 100)
+			var closeErr error
+			closed := false
+			for i := range results {
+				fd, buf := int(f.Fd()), make([]byte, 512)
+				if i%2 == 1 {
+					fd, buf = p[0], buf[:1] // waits in the kernel until Close cancels it
+				}
+				m.ctx.ReadAt(fd, buf, int64(i)*512, func(n int, err error) {
+					results[i].done(n, err)
+					if !closed {
+						closed = true
+						closeErr = m.ctx.Close()
+					}
+				})
+			}
+			m.until(t, func() bool { return closed })
+			if closeErr != nil {
+				t.Fatal(closeErr)
+			}
+			for i, r := range results {
+				if r.calls != 1 || (r.err != nil && r.err != unix.ECANCELED) {
+					t.Fatalf("request %d: %+v", i, r)
+				}
+			}
+			if live, pinned, ring, _ := aiosource.FileAIOState(m.ctx); live != 0 || pinned != 0 || ring {
+				t.Fatalf("after Close: %d live, %d pinned, ring %v", live, pinned, ring)
+			}
+			m.iterate(false) // a closed context: nothing happens
+		})
+	}
+}
