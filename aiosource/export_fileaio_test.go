@@ -14,3 +14,14 @@ func FileAIOState(c *Context) (live, pinned int, ring bool, submits uint64) {
 	}
 	return u.live, pinned, u.ring != nil, u.submits
 }
+
+// SetFileAIOGenerations sets the generation of every slot of c's file I/O engine, so that
+// a test reaches the wrap of the 31-bit generation quickly.
+func SetFileAIOGenerations(c *Context, gen uint32) {
+	u := &c.fileAIO
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, op := range u.ops {
+		op.gen = gen
+	}
+}

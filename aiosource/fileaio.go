@@ -29,7 +29,7 @@ import (
 // callbacks on the context's thread (luring_process_completions), under GLib and under
 // Poll alike. A request is an index and a generation in user_data, never a Go pointer;
 // its buffer stays pinned (runtime.Pinner) from submission until its completion has
-// been reaped.
+// been reaped, and at most until the end of that engine run (see fileOp.pin).
 
 // AIOEngine is the engine that carries out a context's file I/O (ReadAt, WriteAt,
 // Fsync, Fdatasync): the values of QEMU's aio= option that glibaio implements.
@@ -81,8 +81,12 @@ const (
 	maxRW = 0x7ffff000
 )
 
-// cancelTag marks the user_data of a cancel request, whose own completion is dropped.
-const cancelTag = 1 << 63
+// cancelTag marks the user_data of a cancel request, whose own completion is dropped. A
+// request's user_data is its generation (31 bits, never 0) above its slot index.
+const (
+	cancelTag = 1 << 63
+	genMask   = 1<<31 - 1
+)
 
 // Request states, under fileAIO.mu.
 const (
@@ -520,7 +524,7 @@ func (u *fileAIO) allocLocked() *fileOp {
 		op.work, op.poolDone = op.runWork, op.onPoolDone
 		u.ops = append(u.ops, op)
 	}
-	op.gen++
+	op.gen = (op.gen + 1) & genMask // clear of cancelTag
 	if op.gen == 0 {
 		op.gen++ // a user_data of 0 is never a request
 	}

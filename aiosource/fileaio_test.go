@@ -1104,3 +1104,27 @@ func TestFileCloseFromCallback(t *testing.T) {
 		})
 	}
 }
+
+// A slot's generation wraps within 31 bits: a request's user_data never takes the bit
+// that marks a cancel's own completion, whose result is dropped, so requests complete
+// across the wrap, and a stale FileRequest cancels nothing.
+func TestFileGenerationWrap(t *testing.T) {
+	eachMode(t, func(t *testing.T, m *mode) {
+		useEngine(t, m.ctx, aiosource.AIOIOUring)
+		f, _ := tempFile(t, pattern(4096, 1))
+		buf := make([]byte, 16)
+		m.do(t, func(done func(int, error)) { m.ctx.ReadAt(int(f.Fd()), buf, 0, done) }) // makes a slot
+		aiosource.SetFileAIOGenerations(m.ctx, 1<<31-3)
+		var stale aiosource.FileRequest
+		for i := 0; i < 6; i++ {
+			var r ioResult
+			req := m.ctx.ReadAt(int(f.Fd()), buf, int64(i), r.done)
+			stale.Cancel()
+			m.until(t, func() bool { return r.calls > 0 })
+			if r.calls != 1 || r.err != nil || r.n != len(buf) {
+				t.Fatalf("read %d across the generation wrap: %+v", i, r)
+			}
+			stale = req
+		}
+	})
+}
