@@ -179,6 +179,23 @@ type fileAIO struct {
 
 	// Counters for tests and statistics (under mu).
 	submits, submitted, completed uint64
+
+	report []error // for the context's error handler, which runs once mu is released
+}
+
+// unlock releases mu, then hands the errors met meanwhile to the context's error
+// handler: user code never runs under mu.
+func (u *fileAIO) unlock() {
+	if len(u.report) == 0 {
+		u.mu.Unlock()
+		return
+	}
+	errs := u.report
+	u.report = nil
+	u.mu.Unlock()
+	for _, err := range errs {
+		u.c.reportError(err)
+	}
 }
 
 // FileRequest is one file operation: the BlockAIOCB that QEMU's aio calls return, as a
@@ -200,7 +217,7 @@ func (r FileRequest) Cancel() {
 		return
 	}
 	u.mu.Lock()
-	defer u.mu.Unlock()
+	defer u.unlock()
 	op := u.lookupLocked(r.id)
 	if op == nil || u.closing {
 		return
@@ -243,7 +260,7 @@ func (c *Context) SetAIOEngine(e AIOEngine) error {
 	}
 	u := &c.fileAIO
 	u.mu.Lock()
-	defer u.mu.Unlock()
+	defer u.unlock()
 	switch {
 	case u.closing || c.closed.Load():
 		return ErrClosed
@@ -264,7 +281,7 @@ func (c *Context) SetAIOEngine(e AIOEngine) error {
 func (c *Context) AIOEngine() AIOEngine {
 	u := &c.fileAIO
 	u.mu.Lock()
-	defer u.mu.Unlock()
+	defer u.unlock()
 	u.setupLocked()
 	return u.engine
 }
@@ -278,7 +295,7 @@ func (c *Context) AIOEngine() AIOEngine {
 func (c *Context) IOUringError() error {
 	u := &c.fileAIO
 	u.mu.Lock()
-	defer u.mu.Unlock()
+	defer u.unlock()
 	u.setupLocked()
 	return u.reason
 }
@@ -301,7 +318,7 @@ func (u *fileAIO) setupLocked() {
 			return
 		case "", "io_uring":
 		default:
-			u.c.reportError(fmt.Errorf("aiosource: %s=%q is neither \"threads\" nor \"io_uring\"; ignored", AIOEngineEnv, env))
+			u.report = append(u.report, fmt.Errorf("aiosource: %s=%q is neither \"threads\" nor \"io_uring\"; ignored", AIOEngineEnv, env))
 		}
 	} else if want == AIOThreads {
 		u.engine, u.reason = AIOThreads, errors.New("aiosource: io_uring not used: SetAIOEngine(AIOThreads)")
@@ -449,7 +466,7 @@ func coFile(name string, kind uint32, fd int, buf []byte, off int64) (int, error
 	}
 	u.mu.Lock()
 	op := u.ops[uint32(id)]
-	u.mu.Unlock()
+	u.unlock()
 	// The completion runs on this thread, so it cannot come between the check and the
 	// yield; it wakes the coroutine only once it has yielded (QEMU wakes a LuringAIOCB's
 	// coroutine only if it is not entered).
@@ -460,7 +477,7 @@ func coFile(name string, kind uint32, fd int, buf []byte, off int64) (int, error
 	n, err := op.n, op.err
 	u.mu.Lock()
 	u.freeLocked(op)
-	u.mu.Unlock()
+	u.unlock()
 	return n, err
 }
 
@@ -474,7 +491,7 @@ func (u *fileAIO) submit(kind uint32, fd int, buf []byte, off int64, done func(i
 	u.mu.Lock()
 	u.setupLocked()
 	if u.closing || u.c.closed.Load() {
-		u.mu.Unlock()
+		u.unlock()
 		return 0, ErrClosed
 	}
 	if fd > 1<<31-1 || fd < -1 {
@@ -487,7 +504,7 @@ func (u *fileAIO) submit(kind uint32, fd int, buf []byte, off int64, done func(i
 		op.state = opPool
 		op.cancel.Store(false)
 		id := op.userData()
-		u.mu.Unlock()
+		u.unlock()
 		u.c.Submit(op.work, op.poolDone)
 		return id, nil
 	}
@@ -501,7 +518,7 @@ func (u *fileAIO) submit(kind uint32, fd int, buf []byte, off int64, done func(i
 	u.queue = append(u.queue, op.idx)
 	u.kickLocked()
 	id := op.userData()
-	u.mu.Unlock()
+	u.unlock()
 	return id, nil
 }
 
@@ -619,11 +636,11 @@ func (u *fileAIO) run(drain bool) {
 		if len(u.done) == before && u.doneHead == len(u.done) {
 			break
 		}
-		u.mu.Unlock()
+		u.unlock()
 		u.deliver()
 		u.mu.Lock()
 	}
-	u.mu.Unlock()
+	u.unlock()
 }
 
 // endRun ends an engine run, also one that a callback's panic ends: if work is left
@@ -639,7 +656,7 @@ func (u *fileAIO) endRun() {
 		(u.qHead < len(u.queue) || len(u.cancels) > 0 || u.doneHead < len(u.done) || u.ring.CQReady()) {
 		u.bh.Schedule()
 	}
-	u.mu.Unlock()
+	u.unlock()
 }
 
 // stepLocked is one ioq_submit with its reap: the queue's head goes into SQEs (as many
@@ -750,13 +767,13 @@ func (u *fileAIO) endReapLocked() {
 // 1 ms later: EAGAIN and EBUSY are the kernel running short of memory or of CQ room.
 func (u *fileAIO) submitFailed(err syscall.Errno) {
 	if err != unix.EAGAIN && err != unix.EBUSY {
-		u.c.reportError(fmt.Errorf("aiosource: io_uring_submit: %w", err))
+		u.report = append(u.report, fmt.Errorf("aiosource: io_uring_submit: %w", err))
 	}
 	if u.retry == nil {
 		u.retry = u.c.NewTimer(ClockRealtime, ScaleMS, func() {
 			u.mu.Lock()
 			u.kickLocked()
-			u.mu.Unlock()
+			u.unlock()
 		})
 	}
 	if !u.retry.Pending() {
@@ -846,7 +863,7 @@ func (op *fileOp) onPoolDone(err error) {
 	u, done, n, err := op.u, op.done, op.n, op.err
 	u.mu.Lock()
 	u.freeLocked(op)
-	u.mu.Unlock()
+	u.unlock()
 	done(n, err)
 }
 
@@ -869,7 +886,7 @@ func (u *fileAIO) close() (panicked *glibloop.PanicError) {
 				op.cancel.Store(true)
 			}
 		}
-		u.mu.Unlock()
+		u.unlock()
 		return nil
 	}
 	if u.retry != nil {
@@ -903,7 +920,7 @@ func (u *fileAIO) close() (panicked *glibloop.PanicError) {
 	}
 	for {
 		if u.doneHead < len(u.done) {
-			u.mu.Unlock()
+			u.unlock()
 			for u.doneHead < len(u.done) {
 				func() { defer guard(); u.deliver() }()
 			}
@@ -919,7 +936,7 @@ func (u *fileAIO) close() (panicked *glibloop.PanicError) {
 			// Everything is in the kernel: wait for the next completion.
 			n, err := u.ring.Wait(u.cqes)
 			if err != nil {
-				u.c.reportError(fmt.Errorf("aiosource: Close: waiting for io_uring completions: %w", err))
+				u.report = append(u.report, fmt.Errorf("aiosource: Close: waiting for io_uring completions: %w", err))
 				break
 			}
 			for _, cqe := range u.cqes[:n] {
@@ -934,7 +951,7 @@ func (u *fileAIO) close() (panicked *glibloop.PanicError) {
 	if u.bh != nil {
 		u.bh.Delete()
 	}
-	u.mu.Unlock()
+	u.unlock()
 	return panicked
 }
 
@@ -944,7 +961,7 @@ func (u *fileAIO) close() (panicked *glibloop.PanicError) {
 // holds stay as they are: the kernel may write into them yet.
 func (u *fileAIO) release() {
 	u.mu.Lock()
-	defer u.mu.Unlock()
+	defer u.unlock()
 	if u.ring != nil && u.inRing > 0 {
 		return
 	}
