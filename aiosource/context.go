@@ -241,13 +241,16 @@ func (c *Context) reportError(err error) {
 	defaultErrorHandler(err)
 }
 
-// Close shuts the context down (aio_context_unref as the last reference). It waits for
-// thread-pool work in flight (see SetThreadPoolGrace) and delivers its completions,
-// destroys the GSource, removes every fd handler and closes the context's own fds; a
-// panic from a job's work or completion is raised again, as a *glibloop.PanicError, only
-// after all that. It returns an error that names
-// every BH made with NewBH that was never deleted, every timer still armed, and thread
-// pool work that did not finish; after Close every operation is a no-op or returns
+// Close shuts the context down (aio_context_unref as the last reference). File I/O in
+// flight (ReadAt, ...) is cancelled: queued requests complete with ECANCELED, those in
+// the kernel get io_uring_prep_cancel, and Close waits for each completion, however long
+// the kernel takes (a read it cannot cancel runs to its end), and runs its callback. It
+// waits for thread-pool work in flight (see SetThreadPoolGrace) and delivers its
+// completions, destroys the GSource, removes every fd handler and closes the context's
+// own fds and its io_uring; a panic from a job's work or a completion is raised again,
+// as a *glibloop.PanicError, only after all that. It returns an error that names every
+// BH made with NewBH that was never deleted, every timer still armed, and thread pool
+// work that did not finish; after Close every operation is a no-op or returns
 // ErrClosed. Call it from the thread that drives the context, or once nothing drives it.
 // Closing twice returns ErrClosed.
 func (c *Context) Close() error {
