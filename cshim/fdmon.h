@@ -22,10 +22,11 @@ struct cshim_fdmon_ops {
 	 * EPOLLOUT), tagging its events with tag. 0 or -errno, as epoll_ctl: EBADF for a
 	 * closed fd, EPERM for an unpollable one, EEXIST, ENOENT. Any thread; r->lock held. */
 	int (*ctl)(cshim_reactor *r, int op, int fd, guint32 events, guint32 tag);
-	/* Blocks for timeout_ns (< 0: no limit; 0: not at all) on the kick and timer fds and
-	 * every watched fd, retrying EINTR, and appends the events. 0 or -errno. Loop thread;
-	 * called with r->lock held, it unlocks before it blocks. */
-	int (*wait)(cshim_reactor *r, gint64 timeout_ns);
+	/* Polls the kick and timer fds and every watched fd, blocking (block) until one is
+	 * ready, retrying EINTR, and appends the events. The wait's deadline is the timerfd,
+	 * armed by cshim_reactor_wait: no backend waits with a timeout. 0 or -errno. Loop
+	 * thread; called with r->lock held, it unlocks before it blocks. */
+	int (*wait)(cshim_reactor *r, gboolean block);
 	/* GSource dispatch, after GLib's poll: appends the events GLib saw, without blocking.
 	 * Loop thread; r->lock not held. */
 	void (*dispatch)(cshim_reactor *r);
@@ -47,7 +48,6 @@ int cshim_fdmon_epoll_new(int kickfd, int timerfd);
 void cshim_reactor_push(cshim_reactor *r, int fd, guint32 events, guint32 tag);
 void cshim_reactor_kicked(cshim_reactor *r);
 void cshim_reactor_timer_fired(cshim_reactor *r);
-void cshim_reactor_arm_in(cshim_reactor *r, gint64 timeout_ns);
 void cshim_reactor_switch(cshim_reactor *r, const cshim_fdmon_ops *to);
 
 #endif

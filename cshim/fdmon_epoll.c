@@ -60,12 +60,11 @@ static int fdmon_epoll_ctl(cshim_reactor *r, int op, int fd, guint32 events, gui
 	return epctl(r->epfd, op, fd, events, tag);
 }
 
-/* The timeout goes through the timerfd, which is in the epoll set: ns precision. */
-static int fdmon_epoll_wait(cshim_reactor *r, gint64 timeout_ns)
+/* The deadline is the timerfd, which is in the epoll set: ns precision. */
+static int fdmon_epoll_wait(cshim_reactor *r, gboolean block)
 {
 	g_mutex_unlock(&r->lock); /* nothing here reads the registry: the kernel has it */
-	cshim_reactor_arm_in(r, timeout_ns);
-	return harvest(r, timeout_ns == 0 ? 0 : -1);
+	return harvest(r, block ? -1 : 0);
 }
 
 /* GLib polled the epoll fd; harvest only if it was readable. */

@@ -86,9 +86,10 @@ static int fdmon_poll_ctl(cshim_reactor *r, int op, int fd, guint32 events, guin
 	return -EINVAL;
 }
 
-/* One ppoll over the kick and timer fds and every fd, with a ns timeout: polling the
- * epoll fd instead would cost the kernel more, and a wakeup an epoll_wait more. */
-static int fdmon_poll_wait(cshim_reactor *r, gint64 timeout_ns)
+/* One ppoll over the kick and timer fds and every fd, with no timeout (the timerfd holds
+ * the deadline): polling the epoll fd instead would cost the kernel more, and a wakeup an
+ * epoll_wait more. */
+static int fdmon_poll_wait(cshim_reactor *r, gboolean block)
 {
 	enum { KICK, TIMER, FIRST_REG };
 	int n = r->poll.nreg + FIRST_REG;
@@ -107,7 +108,7 @@ static int fdmon_poll_wait(cshim_reactor *r, gint64 timeout_ns)
 	/* From here the registry may change, even switch backend: an fd removed meanwhile may
 	 * still report (the Go side ignores it), one added is polled from the next wait. */
 	g_mutex_unlock(&r->lock);
-	int ret = cshim_ppoll(pfds, n, timeout_ns);
+	int ret = cshim_ppoll(pfds, n, block ? -1 : 0);
 	if (ret < 0)
 		return ret;
 	for (int i = FIRST_REG; i < n; i++)

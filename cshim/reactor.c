@@ -15,12 +15,16 @@
 #define IDLE_TIMEOUT_MS 10 /* QEMU's idle BH latency */
 #define REACTOR(s) ((cshim_reactor *)(s))
 
+/* r->armed of a timerfd that expired and was not read: the next arm must write it. */
+#define ARMED_EXPIRED (-2)
+
 /* Arms the timerfd at an absolute monotonic time (-1 disarms) unless it already holds
- * it. A time in the past fires at once. Loop thread only. */
-static void reactor_arm(cshim_reactor *r, gint64 when)
+ * it. A time in the past fires at once. Writing the timerfd also clears an expiry that
+ * was not read (timerfd_settime zeroes its tick count). 0 or -errno. Loop thread only. */
+static int reactor_arm(cshim_reactor *r, gint64 when)
 {
 	if (when == r->armed)
-		return;
+		return 0;
 	struct itimerspec its = {0};
 	if (when >= 0) {
 		if (when == 0)
@@ -28,39 +32,26 @@ static void reactor_arm(cshim_reactor *r, gint64 when)
 		its.it_value.tv_sec = when / 1000000000LL;
 		its.it_value.tv_nsec = when % 1000000000LL;
 	}
-	if (timerfd_settime(r->timerfd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
-		r->armed = when < 0 ? -1 : when;
+	if (timerfd_settime(r->timerfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+		return -errno;
+	r->armed = when < 0 ? -1 : when;
+	return 0;
 }
 
-/* Arms the timerfd timeout_ns from now (< 0 disarms it, 0 leaves it), for a wait whose
- * only timeout is the timerfd: ns precision. Loop thread only. */
-void cshim_reactor_arm_in(cshim_reactor *r, gint64 timeout_ns)
-{
-	if (timeout_ns > 0)
-		reactor_arm(r, cshim_now_ns() + timeout_ns);
-	else if (timeout_ns < 0)
-		reactor_arm(r, -1);
-}
-
-/* Reads an eventfd or timerfd; FALSE if there was nothing to read. */
-static gboolean drain(int fd)
+/* The kick eventfd polled readable: the handshake's wakeup, never progress. Reading it
+ * resets the counter. */
+void cshim_reactor_kicked(cshim_reactor *r)
 {
 	guint64 v;
-	ssize_t n;
-	while ((n = read(fd, &v, sizeof v)) < 0 && errno == EINTR)
+	while (read(r->kickfd, &v, sizeof v) < 0 && errno == EINTR)
 		;
-	return n == sizeof v;
 }
 
-/* The kick eventfd polled readable: the handshake's wakeup, never progress. */
-void cshim_reactor_kicked(cshim_reactor *r) { drain(r->kickfd); }
-
-/* The timerfd polled readable. */
-void cshim_reactor_timer_fired(cshim_reactor *r)
-{
-	if (drain(r->timerfd))
-		r->armed = -1; /* expired: the next arm must write it again */
-}
+/* The timerfd polled readable. It is not read: every wait that blocks, GLib's prepare
+ * included, arms it first, and writing it clears the expiry, so the read(2) would only
+ * stand between the wakeup and the timer's callback. A poll that does not block may see
+ * it readable again meanwhile, which costs nothing. */
+void cshim_reactor_timer_fired(cshim_reactor *r) { r->armed = ARMED_EXPIRED; }
 
 /* Appends one event to r->ev. Loop thread only. */
 void cshim_reactor_push(cshim_reactor *r, int fd, guint32 events, guint32 tag)
@@ -203,20 +194,25 @@ cshim_reactor *cshim_reactor_new(uintptr_t handle, cshim_reactor_words *w)
 	return r;
 }
 
-int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns, gint64 start_ns)
+/* Both backends wait for a deadline on the timerfd, which they poll with the other fds,
+ * rather than with a ppoll or epoll_wait timeout: the kernel gives a poll timeout a slack
+ * of 0.1% of its length whatever the thread's timer slack (select_estimate_accuracy),
+ * 1.5 µs on a 1.5 ms wait, and a timerfd none, so a timer runs as close to its expire
+ * time as a bare timerfd wait allows (QEMU's aio_poll waits timerlistgroup_deadline_ns in
+ * ns too). The timerfd keeps the deadline when something else ends the wait: the next
+ * wait for the same timer, the usual case, makes no timerfd_settime. An endless wait
+ * disarms it, so a deadline that no longer applies cannot end it. */
+int cshim_reactor_wait(cshim_reactor *r, gint64 deadline_ns)
 {
 	r->nev = 0;
-	if (timeout_ns != 0)
+	if (deadline_ns != 0) {
 		cshim_timerslack_init(); /* a thread that blocks: QEMU's init_clocks() */
-	/* Count the timeout from start_ns, so the crossing from Go (entersyscall, which may
-	 * wake the runtime's sysmon thread) does not make the wait end that much later. */
-	if (timeout_ns > 0 && start_ns > 0) {
-		timeout_ns -= cshim_now_ns() - start_ns;
-		if (timeout_ns < 0)
-			timeout_ns = 0;
+		int err = reactor_arm(r, deadline_ns < 0 ? -1 : deadline_ns);
+		if (err)
+			return err; /* no deadline would end the wait */
 	}
 	g_mutex_lock(&r->lock);
-	return r->fdmon->wait(r, timeout_ns); /* it unlocks */
+	return r->fdmon->wait(r, deadline_ns != 0); /* it unlocks */
 }
 
 /* Watch, change or forget fd through the current backend. */

@@ -132,26 +132,31 @@ func (re *Reactor) Shutdown() {
 // Finalized forgets the C source; call it from the Finalize of the reactor's GSource.
 func (re *Reactor) Finalized() { re.r = nil }
 
-// Wait blocks for at most timeoutNS (< 0: no limit, 0: not at all), retrying EINTR
-// with the time that remains, and returns the harvested events. They stay valid until
-// the next Wait or dispatch on this reactor. The timeout counts from the call, not from
-// when C starts to wait, so the crossing into C (which may wake the runtime's sysmon
-// thread) does not end the wait later. A blocking Wait first sets the thread's timer
-// slack to 1 ns (InitTimerSlack). Loop thread only.
+// Wait blocks for at most timeoutNS (< 0: no limit, 0: not at all), retrying EINTR,
+// and returns the harvested events. They stay valid until the next Wait or dispatch on
+// this reactor. The timeout counts from the call, not from when C starts to wait, so the
+// crossing into C (which may wake the runtime's sysmon thread) does not end the wait
+// later. A blocking Wait first sets the thread's timer slack to 1 ns (InitTimerSlack).
+// Loop thread only.
 func (re *Reactor) Wait(timeoutNS int64) ([]Event, error) {
-	var start int64
+	deadline := timeoutNS
 	if timeoutNS > 0 {
-		start = watch.Nanotime() // the C side counts the timeout from here (cshim_reactor_wait)
+		deadline = watch.Nanotime() + timeoutNS
 	}
-	return re.wait(timeoutNS, start)
+	return re.WaitUntil(deadline)
 }
 
-// wait is Wait with a timeout that counts from startNS (CLOCK_MONOTONIC; 0: from now).
-func (re *Reactor) wait(timeoutNS, startNS int64) ([]Event, error) {
+// WaitUntil is Wait with an absolute deadline: it blocks until deadlineNS
+// (CLOCK_MONOTONIC, as watch.Nanotime; a time already past polls once), until an event
+// (deadlineNS < 0), or not at all (0). The deadline is the reactor's timerfd, polled
+// with the fds, not a poll timeout, which the kernel would end up to 0.1% of its length
+// late (see cshim_reactor_wait). The timerfd keeps a deadline that something else beat,
+// so waiting again for the same deadline costs no timerfd_settime. Loop thread only.
+func (re *Reactor) WaitUntil(deadlineNS int64) ([]Event, error) {
 	if re.r == nil {
 		return nil, syscall.EBADF
 	}
-	if err := errno(C.cshim_reactor_wait(re.r, C.gint64(timeoutNS), C.gint64(startNS))); err != nil {
+	if err := errno(C.cshim_reactor_wait(re.r, C.gint64(deadlineNS))); err != nil {
 		return nil, err
 	}
 	return re.Events(), nil

@@ -13,8 +13,9 @@
  * at the loop's nearest deadline, so timers are not rounded up to GLib's millisecond
  * timeout. GLib polls the kick eventfd directly, the timerfd once a timer was first
  * armed, each registered fd in poll mode, and the epoll fd only in epoll mode; Wait
- * polls the same fds without GLib. The kick and timer fds are drained inside the reactor
- * and never reported to Go.
+ * polls the same fds without GLib, with its own deadline on the timerfd and no timeout.
+ * The kick and timer fds are handled inside the reactor (the kick eventfd read, the
+ * timerfd left for its next arm to clear) and never reported to Go.
  */
 #ifndef GLIBAIO_CSHIM_REACTOR_H
 #define GLIBAIO_CSHIM_REACTOR_H
@@ -66,7 +67,7 @@ typedef struct {
 	int epfd;           /* the epoll instance, made with the reactor; holds kick and timer */
 	gpointer kick_tag;  /* GLib polls the kick eventfd directly */
 	gpointer timer_tag; /* and the timerfd once a timer was armed (loop thread) */
-	gint64 armed; /* the deadline the timerfd holds; loop thread only */
+	gint64 armed; /* the deadline the timerfd holds, -1 none, -2 expired; loop thread */
 	cshim_event *ev; /* the events of the last Wait or dispatch (loop thread) */
 	int nev, cap;
 
@@ -89,11 +90,12 @@ typedef struct {
 cshim_reactor *cshim_reactor_new(uintptr_t handle, cshim_reactor_words *w);
 cshim_reactor_words *cshim_reactor_words_new(void);
 void cshim_reactor_words_free(cshim_reactor_words *w);
-/* Blocks (timeout_ns < 0: until an event; 0: not at all) on the kick and timer fds and
- * every watched fd, and harvests their events into r->ev. A timeout counts from
- * start_ns (CLOCK_MONOTONIC; 0: from now). Returns 0 or -errno. A blocking wait first
- * sets the thread's timer slack to 1 ns (cshim_timerslack_init). */
-int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns, gint64 start_ns);
+/* Waits on the kick and timer fds and every watched fd, and harvests their events into
+ * r->ev: until deadline_ns (absolute CLOCK_MONOTONIC ns; a time already past polls once
+ * and returns), until an event (deadline_ns < 0), or not at all (0). The deadline is
+ * waited for on the timerfd, not as a poll timeout (see reactor.c). Returns 0 or -errno.
+ * A blocking wait first sets the thread's timer slack to 1 ns (cshim_timerslack_init). */
+int cshim_reactor_wait(cshim_reactor *r, gint64 deadline_ns);
 /* Writes the kick eventfd. */
 int cshim_reactor_kick(int kickfd);
 /* Watch, change or forget fd (events: EPOLLIN | EPOLLOUT). tag comes back with every
