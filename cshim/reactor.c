@@ -15,12 +15,14 @@
 #define IDLE_TIMEOUT_MS 10 /* QEMU's idle BH latency */
 #define REACTOR(s) ((cshim_reactor *)(s))
 
-/* r->armed of a timerfd that expired and was not read: the next arm must write it. */
-#define ARMED_EXPIRED (-2)
-
 /* Arms the timerfd at an absolute monotonic time (-1 disarms) unless it already holds
- * it. A time in the past fires at once. Writing the timerfd also clears an expiry that
- * was not read (timerfd_settime zeroes its tick count). 0 or -errno. Loop thread only. */
+ * it. A time in the past fires at once. 0 or -errno. Loop thread only.
+ *
+ * The timerfd is never read: from its expiry it stays readable until the next write here
+ * clears it (timerfd_settime zeroes its tick count), so r->armed still describes it. A
+ * wait for the same deadline, now past, returns at once, as it must; any other deadline,
+ * or none, rewrites it. A read(2) would only stand between a timer's wakeup and its
+ * callback. */
 static int reactor_arm(cshim_reactor *r, gint64 when)
 {
 	if (when == r->armed)
@@ -46,12 +48,6 @@ void cshim_reactor_kicked(cshim_reactor *r)
 	while (read(r->kickfd, &v, sizeof v) < 0 && errno == EINTR)
 		;
 }
-
-/* The timerfd polled readable. It is not read: every wait that blocks, GLib's prepare
- * included, arms it first, and writing it clears the expiry, so the read(2) would only
- * stand between the wakeup and the timer's callback. A poll that does not block may see
- * it readable again meanwhile, which costs nothing. */
-void cshim_reactor_timer_fired(cshim_reactor *r) { r->armed = ARMED_EXPIRED; }
 
 /* Appends one event to r->ev. Loop thread only. */
 void cshim_reactor_push(cshim_reactor *r, int fd, guint32 events, guint32 tag)
@@ -126,8 +122,6 @@ static gboolean reactor_dispatch(GSource *s, GSourceFunc cb, gpointer data)
 	r->nev = 0;
 	if (g_source_query_unix_fd(s, r->kick_tag))
 		cshim_reactor_kicked(r);
-	if (r->timer_tag && g_source_query_unix_fd(s, r->timer_tag))
-		cshim_reactor_timer_fired(r);
 	/* acquire: pairs with cshim_reactor_switch. A switch after GLib's poll costs one
 	 * iteration's events; both backends are level-triggered, so they come again. */
 	__atomic_load_n(&r->fdmon, __ATOMIC_ACQUIRE)->dispatch(r);
@@ -202,7 +196,7 @@ cshim_reactor *cshim_reactor_new(uintptr_t handle, cshim_reactor_words *w)
  * ns too). The timerfd keeps the deadline when something else ends the wait: the next
  * wait for the same timer, the usual case, makes no timerfd_settime. An endless wait
  * disarms it, so a deadline that no longer applies cannot end it. */
-int cshim_reactor_wait(cshim_reactor *r, gint64 deadline_ns)
+int cshim_reactor_wait_begin(cshim_reactor *r, gint64 deadline_ns)
 {
 	r->nev = 0;
 	if (deadline_ns != 0) {
@@ -212,7 +206,28 @@ int cshim_reactor_wait(cshim_reactor *r, gint64 deadline_ns)
 			return err; /* no deadline would end the wait */
 	}
 	g_mutex_lock(&r->lock);
-	return r->fdmon->wait(r, deadline_ns != 0); /* it unlocks */
+	r->wait.fdmon = r->fdmon; /* a switch during the wait leaves the harvest to it */
+	r->fdmon->wait_begin(r);  /* it unlocks */
+	return 0;
+}
+
+void cshim_reactor_wait_end(cshim_reactor *r, int ready) { r->wait.fdmon->wait_end(r, ready); }
+
+int cshim_reactor_wait(cshim_reactor *r, gint64 deadline_ns)
+{
+	int err = cshim_reactor_wait_begin(r, deadline_ns), n;
+	if (err)
+		return err;
+	int timeout_ms = deadline_ns != 0 ? -1 : 0;
+	cshim_wait *w = &r->wait;
+	do
+		n = w->epfd < 0 ? poll(w->buf, w->n, timeout_ms)
+				: epoll_wait(w->epfd, w->buf, w->n, timeout_ms);
+	while (n < 0 && errno == EINTR); /* nothing to recompute: no timeout is counting */
+	if (n < 0)
+		return -errno;
+	cshim_reactor_wait_end(r, n);
+	return 0;
 }
 
 /* Watch, change or forget fd through the current backend. */

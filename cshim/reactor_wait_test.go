@@ -30,27 +30,32 @@ func newTestReactor(t *testing.T) *Reactor {
 	return re
 }
 
-// bothBackends runs f on a fresh reactor on its poll backend and on one moved to epoll.
-func bothBackends(t *testing.T, f func(t *testing.T, re *Reactor)) {
+// bothBackends runs f on a fresh reactor on its poll backend, watching 2 idle eventfds,
+// and on one moved to epoll, watching 80. fds are the watched eventfds; fd i has tag i.
+func bothBackends(t *testing.T, f func(t *testing.T, re *Reactor, fds []int)) {
 	for _, epoll := range []bool{false, true} {
 		t.Run(fmt.Sprintf("epoll=%v", epoll), func(t *testing.T) {
 			re := newTestReactor(t)
+			n := 2
 			if epoll {
-				for i := 0; i < 80; i++ { // past CSHIM_EPOLL_THRESHOLD (64)
-					fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-					if err != nil {
-						t.Fatal(err)
-					}
-					t.Cleanup(func() { unix.Close(fd) })
-					if err := re.Add(fd, unix.EPOLLIN, uint32(i)); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if !re.EpollMode() {
-					t.Fatal("the reactor did not move to epoll")
-				}
+				n = 80 // past CSHIM_EPOLL_THRESHOLD (64)
 			}
-			f(t, re)
+			var fds []int
+			for i := 0; i < n; i++ {
+				fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { unix.Close(fd) })
+				if err := re.Add(fd, unix.EPOLLIN, uint32(i)); err != nil {
+					t.Fatal(err)
+				}
+				fds = append(fds, fd)
+			}
+			if re.EpollMode() != epoll {
+				t.Fatalf("epoll mode %v with %d fds, want %v", re.EpollMode(), n, epoll)
+			}
+			f(t, re, fds)
 		})
 	}
 }
@@ -58,7 +63,7 @@ func bothBackends(t *testing.T, f func(t *testing.T, re *Reactor)) {
 // A wait's deadline is absolute: the time the caller spent before C got to wait, here
 // 300 ms of a 400 ms wait, is not waited again. Both backends.
 func TestWaitUntilCountsFromTheCaller(t *testing.T) {
-	bothBackends(t, func(t *testing.T, re *Reactor) {
+	bothBackends(t, func(t *testing.T, re *Reactor, fds []int) {
 		const timeout, ago = 400 * time.Millisecond, 300 * time.Millisecond
 		begin := time.Now()
 		if _, err := re.WaitUntil(watch.Nanotime() - int64(ago) + int64(timeout)); err != nil {
@@ -101,7 +106,7 @@ func mustTimerfdLeft(t *testing.T, re *Reactor) (time.Duration, bool) {
 // the deadline, and the wait never ends before it. The expiry is left unread; the next
 // blocking wait, for a later deadline or none, is not ended by it. Both backends.
 func TestWaitUntilWaitsOnTheTimerfd(t *testing.T) {
-	bothBackends(t, func(t *testing.T, re *Reactor) {
+	bothBackends(t, func(t *testing.T, re *Reactor, fds []int) {
 		const wait = 200 * time.Millisecond
 		deadline := watch.Nanotime() + int64(wait)
 		seen := make(chan time.Duration, 1)
@@ -159,7 +164,7 @@ func TestWaitUntilWaitsOnTheTimerfd(t *testing.T) {
 // same deadline need not write it again; a wait with no deadline disarms it, so the
 // stale deadline cannot end that wait. Both backends.
 func TestWaitUntilKeepsOrDropsTheDeadline(t *testing.T) {
-	bothBackends(t, func(t *testing.T, re *Reactor) {
+	bothBackends(t, func(t *testing.T, re *Reactor, fds []int) {
 		deadline := watch.Nanotime() + int64(50*time.Millisecond)
 		re.Kick()
 		if _, err := re.WaitUntil(deadline); err != nil {
@@ -182,6 +187,28 @@ func TestWaitUntilKeepsOrDropsTheDeadline(t *testing.T) {
 		}
 		if left, readable := mustTimerfdLeft(t, re); left != 0 || readable {
 			t.Fatalf("a wait with no deadline left the timerfd with %v to run, readable %v", left, readable)
+		}
+	})
+}
+
+// A wait that the deadline ends together with an fd reports the fd's event, and one that
+// the deadline ends alone reports nothing; neither reports the timerfd. Both backends.
+func TestWaitUntilDeadlineWithAnFD(t *testing.T) {
+	bothBackends(t, func(t *testing.T, re *Reactor, fds []int) {
+		ev, err := re.WaitUntil(watch.Nanotime() + int64(time.Millisecond))
+		if err != nil || len(ev) != 0 {
+			t.Fatalf("a wait that its deadline ended: events %v, %v; want none", ev, err)
+		}
+		fd, tag := fds[len(fds)-1], uint32(len(fds)-1)
+		if _, err := unix.Write(fd, []byte{1, 0, 0, 0, 0, 0, 0, 0}); err != nil {
+			t.Fatal(err)
+		}
+		ev, err = re.WaitUntil(watch.Nanotime() - 1) // past: the timerfd is readable at once
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ev) != 1 || int(ev[0].FD) != fd || ev[0].Tag != tag || ev[0].Events&unix.EPOLLIN == 0 {
+			t.Fatalf("the deadline and fd %d (tag %d) ready together: events %+v, want that fd's", fd, tag, ev)
 		}
 	})
 }
