@@ -39,7 +39,8 @@ import (
 // with the fds, rather than with a ppoll or epoll_wait timeout: the kernel may end a poll
 // timeout up to 0.1% of its length late whatever the thread's timer slack, and a timerfd
 // not at all, so a timer runs when a bare timerfd wait would wake. A deadline that does
-// not change between Polls costs no syscall; each new one costs one timerfd_settime.
+// not change between Polls is written to the timerfd once; each new one costs one
+// timerfd_settime.
 //
 // Before it first blocks on an OS thread, Poll(true) sets that thread's timer slack to
 // 1 ns, once per thread and for the rest of the thread's life, as QEMU's init_clocks()
