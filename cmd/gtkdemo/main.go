@@ -102,7 +102,8 @@ func main() {
 	sumBtn.Connect("clicked", func() { m.Checksum(self) })
 	cancelBtn.Connect("clicked", m.CancelChecksum)
 	m.Checksum(self) // runs once gtk.Main drives the loop
-	win.Connect("destroy", gtk.MainQuit)
+	quit := func() { m.Stop(gtk.MainQuit) } // gtk.Main ends once the checksum Task has
+	win.Connect("destroy", quit)
 	drawn := 0
 	win.Connect("draw", func() bool { drawn++; return false })
 	win.ShowAll()
@@ -137,11 +138,11 @@ func main() {
 					fmt.Printf("gtkdemo: the window drew %d times; screenshot %s\n", drawn, *shot)
 				}
 			}
-			gtk.MainQuit()
+			quit()
 			return false
 		})
 	} else if *quitAfter > 0 {
-		glib.TimeoutAdd(uint(quitAfter.Milliseconds()), func() bool { gtk.MainQuit(); return false })
+		glib.TimeoutAdd(uint(quitAfter.Milliseconds()), func() bool { quit(); return false })
 	}
 	gtk.Main()
 	if err := m.Close(); err != nil {
