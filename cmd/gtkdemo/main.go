@@ -101,7 +101,7 @@ func main() {
 	self, _ := os.Executable()
 	sumBtn.Connect("clicked", func() { m.Checksum(self) })
 	cancelBtn.Connect("clicked", m.CancelChecksum)
-	m.Checksum(self) // runs once gtk.Main drives the loop
+	m.Checksum(self)                        // runs once gtk.Main drives the loop
 	quit := func() { m.Stop(gtk.MainQuit) } // gtk.Main ends once the checksum Task has
 	win.Connect("destroy", quit)
 	drawn := 0
