@@ -101,8 +101,10 @@ func main() {
 	self, _ := os.Executable()
 	sumBtn.Connect("clicked", func() { m.Checksum(self) })
 	cancelBtn.Connect("clicked", m.CancelChecksum)
-	m.Checksum(self)                        // runs once gtk.Main drives the loop
-	quit := func() { m.Stop(gtk.MainQuit) } // gtk.Main ends once the checksum Task has
+	m.Checksum(self) // runs once gtk.Main drives the loop
+	// Quitting ends gtk.Main only once the checksum Task has returned: it can resume
+	// only while gtk.Main dispatches.
+	quit := func() { m.Stop(gtk.MainQuit) }
 	win.Connect("destroy", quit)
 	drawn := 0
 	win.Connect("draw", func() bool { drawn++; return false })
