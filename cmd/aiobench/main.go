@@ -7,12 +7,14 @@
 // peer; a row whose target is "report" claims no pass.
 //
 //	aiobench [-quick] [-count N] [-json] [-md] [-svg chart.svg] [-only REGEXP]
+//	aiobench -load results.json [-md]
 //
 // -count N repeats the whole run N times and reports, per row, the median and the range
 // (min-max) over the runs, deciding pass or fail on the medians; -json carries each
 // run's figures too. -only runs only the sections whose name matches REGEXP (-h lists
 // them), for example -only coroutine or -only 'CoMutex|enter'. -md prints the table as
-// Markdown, as the README shows it.
+// Markdown, as the README shows it. -load prints the tables of a run saved with -json,
+// without measuring anything.
 package main
 
 import (
@@ -36,7 +38,21 @@ func main() {
 	md := flag.Bool("md", false, "print the table as Markdown")
 	svg := flag.String("svg", "", "write the cost-per-iteration vs registered fds chart to this SVG file")
 	only := flag.String("only", "", "run only the sections whose name matches this regexp:\n"+strings.Join(benchsuite.Sections, "\n"))
+	load := flag.String("load", "", "print the tables of the results `file` saved with -json, measuring nothing")
 	flag.Parse()
+	if *load != "" {
+		res, err := loadResults(*load)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "aiobench: -load:", err)
+			os.Exit(1)
+		}
+		if *md {
+			printMarkdown(os.Stdout, res)
+		} else {
+			printTable(os.Stdout, res)
+		}
+		return
+	}
 	if *count < 1 {
 		fmt.Fprintln(os.Stderr, "aiobench: -count must be at least 1")
 		os.Exit(2)
@@ -97,6 +113,19 @@ func main() {
 	default:
 		printTable(os.Stdout, res)
 	}
+}
+
+// loadResults reads the results that -json printed.
+func loadResults(path string) ([]benchsuite.Result, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var res []benchsuite.Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return res, nil
 }
 
 // medianScaling is the fd scaling data of several runs: the median of each point.

@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -36,5 +40,27 @@ func TestTables(t *testing.T) {
 		if !strings.Contains(txt.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, txt.String())
 		}
+	}
+}
+
+// -load reads back what -json printed.
+func TestLoadResults(t *testing.T) {
+	res := benchsuite.Aggregate([][]benchsuite.Row{
+		{{Name: "a", Unit: "µs", OursNS: 30, Floor: "f", FloorNS: 25, FloorRatio: 1.2, FloorMax: 1.15,
+			Baseline: "p", BaselineNS: 500, Ratio: 0.06, Notes: []benchsuite.Note{{Name: "n", Value: 2, Unit: "µs"}}}},
+		{{Name: "a", Unit: "µs", OursNS: 28, Floor: "f", FloorNS: 26, FloorRatio: 1.1, FloorMax: 1.15,
+			Baseline: "p", BaselineNS: 520, Ratio: 0.05, Notes: []benchsuite.Note{{Name: "n", Value: 3, Unit: "µs"}}}},
+	})
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadResults(path)
+	if err != nil || !reflect.DeepEqual(got, res) {
+		t.Fatalf("loaded %+v, %v\nwant %+v", got, err, res)
 	}
 }

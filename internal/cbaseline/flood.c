@@ -15,8 +15,9 @@
  * least a C design of that shape needs:
  * - a node per callback, made before the timing (nothing is allocated per event);
  * - a lock-free LIFO that producers push onto and the loop takes whole;
- * - QEMU's notify_me handshake on a kick eventfd: prepare says the loop may block, a
- *   producer that sees that writes the eventfd once (kicked), check withdraws it;
+ * - QEMU's notify_me handshake on a kick eventfd (aio_notify): prepare says the loop
+ *   may block, a producer that sees that after its push writes the eventfd, check
+ *   withdraws it, dispatch reads the eventfd when it polled readable;
  * - a source shaped like the reactor: prepare and check in C, can_recurse, the kick
  *   eventfd as its one unix fd.
  * Each callback is a call through a function pointer that adds 1 atomically, as the Go
@@ -30,7 +31,6 @@ typedef struct {
 	GSource base;
 	fl_node *head; /* atomic */
 	int waiting;   /* atomic: the loop may block (notify_me) */
-	int kicked;    /* atomic: a kick is written and not yet accepted */
 	int kickfd;
 	gpointer kick_tag;
 	gint64 ran; /* atomic */
@@ -49,8 +49,7 @@ static gboolean fl_prepare(GSource *s, gint *timeout)
 static gboolean fl_check(GSource *s)
 {
 	fl_source *f = (fl_source *)s;
-	__atomic_store_n(&f->waiting, 0, __ATOMIC_RELEASE);
-	__atomic_store_n(&f->kicked, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&f->waiting, 0, __ATOMIC_SEQ_CST);
 	return __atomic_load_n(&f->head, __ATOMIC_SEQ_CST) != NULL;
 }
 
@@ -89,9 +88,12 @@ static void *fl_produce(void *p)
 		while (!__atomic_compare_exchange_n(&f->head, &n->next, n, TRUE, __ATOMIC_SEQ_CST,
 						    __ATOMIC_RELAXED))
 			;
-		/* the CAS is a full barrier: the push is visible before waiting is read */
-		if (__atomic_load_n(&f->waiting, __ATOMIC_SEQ_CST) &&
-		    !__atomic_exchange_n(&f->kicked, 1, __ATOMIC_SEQ_CST)) {
+		/* The CAS is sequentially consistent, so the push is visible before waiting is
+		 * read: a loop that set waiting after this read finds the node in prepare. Every
+		 * producer that sees waiting writes, as QEMU's aio_notify and glibaio's Notify
+		 * do: deduplicating writes with a flag would lose a wakeup whenever a dispatch
+		 * reads the eventfd between a producer setting the flag and the loop clearing it. */
+		if (__atomic_load_n(&f->waiting, __ATOMIC_SEQ_CST)) {
 			while (write(f->kickfd, &one, sizeof one) < 0 && errno == EINTR)
 				;
 		}
