@@ -74,18 +74,18 @@ func notes(r benchsuite.Result) string {
 // printTable prints the rows as a text table, the floors and peers named below it.
 func printTable(w io.Writer, rs []benchsuite.Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\tscenario\tglibaio\trange\tfloor\tx floor\trange\tpeer\tx peer\ttarget\tresult")
+	fmt.Fprintln(tw, "#\tscenario\tglibaio\trange\tfloor\tx floor\trange\tpeer\tx peer\trange\ttarget\tresult")
 	for i, r := range rs {
 		pv := func(v float64) string { return plain(v, r.Unit) }
 		if counted(r) {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t-\t-\t\t-\t-\t%s\t%s\n", i+1, r.Name+notes(r), value(r.OursNS, r.Unit),
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t-\t-\t\t-\t-\t\t%s\t%s\n", i+1, r.Name+notes(r), value(r.OursNS, r.Unit),
 				span(r, r.OursRange, pv), r.Target, verdict(r))
 			continue
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, r.Name+notes(r),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, r.Name+notes(r),
 			value(r.OursNS, r.Unit), span(r, r.OursRange, pv),
 			value(r.FloorNS, r.Unit), ratio(r.FloorRatio), span(r, r.FloorRatioRange, ratio),
-			value(r.BaselineNS, r.Unit), ratio(r.Ratio), r.Target, verdict(r))
+			value(r.BaselineNS, r.Unit), ratio(r.Ratio), span(r, r.RatioRange, ratio), r.Target, verdict(r))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -98,7 +98,7 @@ func printTable(w io.Writer, rs []benchsuite.Result) {
 
 // printMarkdown prints the rows as the README's table.
 func printMarkdown(w io.Writer, rs []benchsuite.Result) {
-	fmt.Fprintln(w, "| scenario | glibaio | range | floor | ratio to floor (range) | peer | ratio to peer | target | result |")
+	fmt.Fprintln(w, "| scenario | glibaio | range | floor | ratio to floor (range) | peer | ratio to peer (range) | target | result |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
 		pv := func(v float64) string { return plain(v, r.Unit) }
@@ -107,13 +107,16 @@ func printMarkdown(w io.Writer, rs []benchsuite.Result) {
 				span(r, r.OursRange, pv), r.Target, verdict(r))
 			continue
 		}
-		fr := ratio(r.FloorRatio)
-		if s := span(r, r.FloorRatioRange, ratio); s != "" {
-			fr += " (" + s + ")"
+		withSpan := func(v float64, rg [2]float64) string {
+			if s := span(r, rg, ratio); s != "" {
+				return ratio(v) + " (" + s + ")"
+			}
+			return ratio(v)
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s: %s | %s | %s: %s | %s | %s | %s |\n", r.Name+notes(r),
 			value(r.OursNS, r.Unit), span(r, r.OursRange, pv),
-			r.Floor, value(r.FloorNS, r.Unit), fr, r.Baseline, value(r.BaselineNS, r.Unit), ratio(r.Ratio),
+			r.Floor, value(r.FloorNS, r.Unit), withSpan(r.FloorRatio, r.FloorRatioRange),
+			r.Baseline, value(r.BaselineNS, r.Unit), withSpan(r.Ratio, r.RatioRange),
 			r.Target, verdict(r))
 	}
 }
