@@ -87,9 +87,10 @@ check-gtkdemo: deps xvfb
 	xvfb-run -a -s "-screen 0 1024x768x24" "$$dir/gtkdemo" -flood -screenshot "$$dir/gtkdemo.png" && \
 	test -s "$$dir/gtkdemo.png"
 
-# bench: cmd/aiobench's side-by-side table (and its chart), then the go test benchmarks.
+# bench: cmd/aiobench's side-by-side table (and its chart) over 5 whole runs: each row's
+# median and range, pass or fail on the median; then the go test benchmarks.
 bench: deps
-	$(GO) run ./cmd/aiobench -svg docs/fd-scaling.svg
+	$(GO) run ./cmd/aiobench -count 5 -svg docs/fd-scaling.svg
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
 
 # api: rewrite the golden listings of the public packages' exported API in api/, after an

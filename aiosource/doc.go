@@ -49,7 +49,9 @@
 // sets on such a thread afterwards stays. Poll(false), glibloop.MainContext.Iteration
 // and foreign drivers (gtk_main) leave it alone; a program that drives a context that
 // way can set it on the driving thread with unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0,
-// 0). Timers under GLib do not depend on it: the context's timerfd ends those waits.
+// 0). A context's timers do not depend on it, under GLib or under Poll: their waits end
+// on the context's timerfd, not on a poll timeout (see Poll). It still matters for the
+// thread's other timed waits, such as a GLib timeout source under glibloop.Loop.Run.
 //
 // # Home thread
 //

@@ -34,6 +34,14 @@ import (
 // restored; work that was queued and did not run yet runs in the next Poll. After Close
 // it returns false.
 //
+// A blocking Poll waits until its deadline (the nearest timer, or 10 ms while only idle
+// BHs are scheduled, as aio_compute_timeout) on the context's timerfd, polled together
+// with the fds, rather than with a ppoll or epoll_wait timeout: the kernel may end a poll
+// timeout up to 0.1% of its length late whatever the thread's timer slack, and a timerfd
+// not at all, so a timer runs when a bare timerfd wait would wake. A deadline that does
+// not change between Polls is written to the timerfd once; each new one costs one
+// timerfd_settime.
+//
 // Before it first blocks on an OS thread, Poll(true) sets that thread's timer slack to
 // 1 ns, once per thread and for the rest of the thread's life, as QEMU's init_clocks()
 // does; Poll(false) never changes it. See Timer slack in the package documentation.
@@ -69,9 +77,9 @@ func (c *Context) pollWalk(blocking bool) (progress bool) {
 	if maxNS != 0 {
 		start = watch.Nanotime()
 	}
-	timeout := int64(0)
+	timeout, deadline := int64(0), int64(0)
 	if blocking {
-		timeout = c.computeTimeout()
+		timeout, deadline = c.computeDeadline()
 	}
 	progress = c.tryPollMode(&timeout)
 
@@ -103,7 +111,12 @@ func (c *Context) pollWalk(blocking bool) (progress bool) {
 			timeout, progress = 0, true
 		}
 		c.waits.Add(1)
-		events, err := c.r.Wait(timeout)
+		// The wait ends at the deadline, which busy polling did not move (it only
+		// shortened what remains of it), or not at all.
+		if timeout <= 0 {
+			deadline = timeout
+		}
+		events, err := c.r.WaitUntil(deadline)
 		if err != nil && !errors.Is(err, reactor.ErrClosed) {
 			c.reportError(fmt.Errorf("aiosource: Poll: wait: %w", err))
 		}
@@ -130,15 +143,27 @@ func (c *Context) pollWalk(blocking bool) (progress bool) {
 	return progress
 }
 
-// computeTimeout returns how long Poll may block, in ns (-1: no limit): 0 if a BH is
+// computeDeadline returns how long Poll may block, in ns (-1: no limit): 0 if a BH is
 // scheduled, otherwise the soonest of 10 ms for idle BHs and the nearest timer
-// (aio_compute_timeout).
-func (c *Context) computeTimeout() int64 {
+// (aio_compute_timeout); and, when that is positive, the absolute CLOCK_MONOTONIC time
+// at which it ends, which the reactor waits for on its timerfd.
+func (c *Context) computeDeadline() (timeout, deadline int64) {
 	bh := c.bhTimeout()
 	if bh == 0 {
-		return 0
+		return 0, 0
 	}
-	return soonest(bh, c.timerTimeout())
+	now := watch.Nanotime()
+	deadline = c.timerDeadline(now)
+	if bh > 0 {
+		deadline = soonest(deadline, now+bh)
+	}
+	if deadline < 0 {
+		return -1, -1
+	}
+	if deadline <= now {
+		return 0, 0
+	}
+	return deadline - now, deadline
 }
 
 // soonest is qemu_soonest_timeout: -1 (no limit) loses to any other value.

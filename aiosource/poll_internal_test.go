@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/glibaio/glibaio/internal/leakcheck"
+	"github.com/glibaio/glibaio/internal/watch"
 )
 
 // QEMU's adjust_polling_time rules (util/aio-posix.c), one row each.
@@ -123,5 +124,60 @@ func TestEpollSweepFindsClosedFD(t *testing.T) {
 			c.SetFDHandler(fd, FDHandler{})
 			unix.Close(fd)
 		}
+	}
+}
+
+// The deadline a blocking Poll hands the reactor, which waits for it on its timerfd
+// (aio_compute_timeout as an absolute CLOCK_MONOTONIC time): a ClockRealtime timer's own
+// expire time, the same on every Poll that waits for it, so the reactor writes its
+// timerfd once per timer; for a running virtual clock the time GLib's prepare arms the
+// timerfd with; 10 ms from now for an idle BH when that is sooner; 0 (do not block) for
+// work that is due; -1 (no deadline) for none.
+func TestComputeDeadline(t *testing.T) {
+	leakcheck.Handles(t)
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if to, dl := c.computeDeadline(); to != -1 || dl != -1 {
+		t.Fatalf("nothing to do: timeout %d, deadline %d; want -1, -1", to, dl)
+	}
+
+	tm := c.NewTimer(ClockRealtime, ScaleNS, func() {})
+	defer tm.Del()
+	expire := ClockNS(ClockRealtime) + int64(time.Hour)
+	tm.ModNS(expire)
+	before := watch.Nanotime()
+	to, dl := c.computeDeadline()
+	if dl != expire || to <= 0 || to > expire-before {
+		t.Fatalf("a realtime timer at %d: timeout %d, deadline %d; want the expire time and what is left of it", expire, to, dl)
+	}
+	if _, again := c.computeDeadline(); again != dl {
+		t.Fatalf("the same timer gave the deadline %d, then %d: each Poll would rewrite the timerfd", dl, again)
+	}
+
+	idle := c.NewBH("idle", func() {})
+	defer idle.Delete()
+	idle.ScheduleIdle()
+	before = watch.Nanotime()
+	to, dl = c.computeDeadline()
+	after := watch.Nanotime()
+	if to != idleBHTimeoutNS || dl < before+idleBHTimeoutNS || dl > after+idleBHTimeoutNS {
+		t.Fatalf("an idle BH before a timer an hour away: timeout %d, deadline %d; want 10 ms from now", to, dl)
+	}
+	idle.Cancel()
+
+	tm.ModNS(ClockNS(ClockRealtime) - 1)
+	if to, dl := c.computeDeadline(); to != 0 || dl != 0 {
+		t.Fatalf("a due timer: timeout %d, deadline %d; want 0, 0", to, dl)
+	}
+	tm.Del()
+
+	vt := c.NewTimer(ClockVirtual, ScaleNS, func() {})
+	defer vt.Del()
+	vt.ModNS(ClockNS(ClockVirtual) + int64(time.Hour))
+	if _, dl := c.computeDeadline(); dl != c.r.Deadline() || dl <= 0 {
+		t.Fatalf("a virtual timer: Poll's deadline %d, GLib's %d; want the same time", dl, c.r.Deadline())
 	}
 }

@@ -181,11 +181,15 @@ func (c *Context) updateDeadlineLocked() {
 	c.r.SetDeadline(d)
 }
 
-// timerTimeout returns the time until the nearest timer in ns: 0 if one is due, -1 if
-// none can become due by waiting (timerlistgroup_deadline_ns). Timers of a disabled
-// clock do not count, nor, while virtual time stands still, virtual timers that are not
-// due.
-func (c *Context) timerTimeout() int64 {
+// timerDeadline returns when the nearest timer becomes due, as absolute CLOCK_MONOTONIC
+// ns at or before now if one is due already, or -1 if none can become due by waiting
+// (timerlistgroup_deadline_ns, as an absolute time: QEMU's relative deadline of each
+// clock is added to now). now is watch.Nanotime(). Timers of a disabled clock do not
+// count, nor, while virtual time stands still, virtual timers that are not due. For
+// ClockRealtime, and the virtual clocks while they run, the result does not depend on
+// now: Polls that wait for the same timer hand the reactor the same deadline, which it
+// then need not write to its timerfd again.
+func (c *Context) timerDeadline(now int64) int64 {
 	if c.armed.Load() == 0 {
 		return -1
 	}
@@ -197,21 +201,26 @@ func (c *Context) timerTimeout() int64 {
 		if h == nil || !clockEnabled(ct) {
 			continue
 		}
-		var left int64
-		if ct.isVirtual() {
+		var at int64
+		switch {
+		case ct == ClockRealtime: // watch.Nanotime's clock
+			at = h.expire
+		case ct == ClockHost: // the wall clock: what remains of it, from now
+			at = now + (h.expire - ClockNS(ct))
+		default:
 			running, off := virtualState()
 			if !running {
 				if h.expire > off {
 					continue // it cannot become due before virtual time runs again
 				}
+				at = now
 			} else {
-				left = max(h.expire-(off+watch.Nanotime()), 0)
+				at = h.expire - off // virtual time is off + CLOCK_MONOTONIC
 			}
-		} else {
-			left = max(h.expire-ClockNS(ct), 0)
 		}
-		if d < 0 || left < d {
-			d = left
+		at = max(at, 0) // long due: still not the -1 of "none"
+		if d < 0 || at < d {
+			d = at
 		}
 	}
 	return d

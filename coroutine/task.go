@@ -44,8 +44,10 @@ type Task struct {
 // ctx is done. A panic in fn is raised by the loop that runs it, as a
 // *glibloop.PanicError, and the Task ends with that error. On a closed context the
 // Task ends at once with aiosource.ErrClosed. To shut a loop down cleanly, cancel its
-// Tasks' contexts and let the loop run until they are Done before Close: a Task still
-// waiting when its context closes never resumes.
+// Tasks' contexts and let the loop run until they are Done, while its driver still
+// runs (before gtk.Main or MainLoop.Run returns): a Task resumes only at the callback
+// level it began at (see Callback levels in package aiosource), so one still waiting
+// when its driver returns, or when its context closes, never resumes.
 func Go(ctx context.Context, ac *aiosource.Context, fn func(t *Task) error) *Task {
 	if ctx == nil || ac == nil || fn == nil {
 		panic("coroutine: Go: nil argument")

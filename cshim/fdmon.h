@@ -4,7 +4,8 @@
  * A backend watches the fds registered with the reactor and appends their events to r->ev
  * (cshim_reactor_push), for the GSource dispatch after GLib's poll and for Wait without
  * GLib. The kick eventfd and the timerfd are the reactor's: a backend's wait polls them
- * too and hands them to cshim_reactor_kicked and cshim_reactor_timer_fired, never to r->ev.
+ * too, hands the kick to cshim_reactor_kicked and leaves the timerfd's expiry for its
+ * next arm to clear (reactor.c), never putting them in r->ev.
  *
  * A reactor starts on cshim_fdmon_poll and moves to cshim_fdmon_epoll for good once
  * CSHIM_EPOLL_THRESHOLD fds are watched. r->fdmon changes only in cshim_reactor_switch,
@@ -22,10 +23,14 @@ struct cshim_fdmon_ops {
 	 * EPOLLOUT), tagging its events with tag. 0 or -errno, as epoll_ctl: EBADF for a
 	 * closed fd, EPERM for an unpollable one, EEXIST, ENOENT. Any thread; r->lock held. */
 	int (*ctl)(cshim_reactor *r, int op, int fd, guint32 events, guint32 tag);
-	/* Blocks for timeout_ns (< 0: no limit; 0: not at all) on the kick and timer fds and
-	 * every watched fd, retrying EINTR, and appends the events. 0 or -errno. Loop thread;
-	 * called with r->lock held, it unlocks before it blocks. */
-	int (*wait)(cshim_reactor *r, gint64 timeout_ns);
+	/* Sets up a wait on the kick and timer fds and every watched fd in r->wait (see
+	 * cshim_wait). No backend waits with a timeout: the wait's deadline is the timerfd,
+	 * armed by cshim_reactor_wait_begin. Loop thread; called with r->lock held, it
+	 * unlocks. */
+	void (*wait_begin)(cshim_reactor *r);
+	/* Appends the events of the ready entries of r->wait, which it set up. Loop thread;
+	 * r->lock not held. */
+	void (*wait_end)(cshim_reactor *r, int ready);
 	/* GSource dispatch, after GLib's poll: appends the events GLib saw, without blocking.
 	 * Loop thread; r->lock not held. */
 	void (*dispatch)(cshim_reactor *r);
@@ -46,8 +51,6 @@ int cshim_fdmon_epoll_new(int kickfd, int timerfd);
 /* Shared by the backends; reactor.c. */
 void cshim_reactor_push(cshim_reactor *r, int fd, guint32 events, guint32 tag);
 void cshim_reactor_kicked(cshim_reactor *r);
-void cshim_reactor_timer_fired(cshim_reactor *r);
-void cshim_reactor_arm_in(cshim_reactor *r, gint64 timeout_ns);
 void cshim_reactor_switch(cshim_reactor *r, const cshim_fdmon_ops *to);
 
 #endif

@@ -34,25 +34,19 @@ int cshim_fdmon_epoll_new(int kickfd, int timerfd)
 	return epfd;
 }
 
-/* epoll_wait, retried on EINTR, appending to r->ev. Returns 0 or -errno. */
-static int harvest(cshim_reactor *r, int timeout_ms)
+#define NEV 128 /* events per epoll_wait */
+
+/* Appends the n events epoll_wait returned into r->epoll.ev. */
+static void harvest(cshim_reactor *r, int n)
 {
-	struct epoll_event ev[128];
-	int n;
-	while ((n = epoll_wait(r->epfd, ev, G_N_ELEMENTS(ev), timeout_ms)) < 0 && errno == EINTR)
-		;
-	if (n < 0)
-		return -errno;
+	struct epoll_event *ev = r->epoll.ev;
 	for (int i = 0; i < n; i++) {
 		int fd = EPFD(ev[i].data.u64);
 		if (fd == r->kickfd)
 			cshim_reactor_kicked(r);
-		else if (fd == r->timerfd)
-			cshim_reactor_timer_fired(r);
-		else
+		else if (fd != r->timerfd) /* its expiry needs nothing: see reactor_arm */
 			cshim_reactor_push(r, fd, ev[i].events, EPTAG(ev[i].data.u64));
 	}
-	return 0;
 }
 
 static int fdmon_epoll_ctl(cshim_reactor *r, int op, int fd, guint32 events, guint32 tag)
@@ -60,31 +54,45 @@ static int fdmon_epoll_ctl(cshim_reactor *r, int op, int fd, guint32 events, gui
 	return epctl(r->epfd, op, fd, events, tag);
 }
 
-/* The timeout goes through the timerfd, which is in the epoll set: ns precision. */
-static int fdmon_epoll_wait(cshim_reactor *r, gint64 timeout_ns)
+/* The deadline is the timerfd, which is in the epoll set: ns precision. */
+static void fdmon_epoll_wait_begin(cshim_reactor *r)
 {
 	g_mutex_unlock(&r->lock); /* nothing here reads the registry: the kernel has it */
-	cshim_reactor_arm_in(r, timeout_ns);
-	return harvest(r, timeout_ns == 0 ? 0 : -1);
+	r->wait.buf = r->epoll.ev;
+	r->wait.n = NEV;
+	r->wait.epfd = r->epfd;
 }
+
+static void fdmon_epoll_wait_end(cshim_reactor *r, int ready) { harvest(r, ready); }
 
 /* GLib polled the epoll fd; harvest only if it was readable. */
 static void fdmon_epoll_dispatch(cshim_reactor *r)
 {
-	if (g_source_query_unix_fd(&r->src.base, r->epoll.tag))
-		harvest(r, 0);
+	if (!g_source_query_unix_fd(&r->src.base, r->epoll.tag))
+		return;
+	int n;
+	while ((n = epoll_wait(r->epfd, r->epoll.ev, NEV, 0)) < 0 && errno == EINTR)
+		;
+	if (n > 0)
+		harvest(r, n);
 }
 
 static void fdmon_epoll_enable(cshim_reactor *r)
 {
+	r->epoll.ev = g_new(struct epoll_event, NEV);
 	r->epoll.tag = g_source_add_unix_fd(&r->src.base, r->epfd, G_IO_IN);
 }
 
-static void fdmon_epoll_finalize(cshim_reactor *r) { close(r->epfd); }
+static void fdmon_epoll_finalize(cshim_reactor *r)
+{
+	close(r->epfd);
+	g_free(r->epoll.ev);
+}
 
 const cshim_fdmon_ops cshim_fdmon_epoll = {
 	.ctl = fdmon_epoll_ctl,
-	.wait = fdmon_epoll_wait,
+	.wait_begin = fdmon_epoll_wait_begin,
+	.wait_end = fdmon_epoll_wait_end,
 	.dispatch = fdmon_epoll_dispatch,
 	.enable = fdmon_epoll_enable,
 	.finalize = fdmon_epoll_finalize,

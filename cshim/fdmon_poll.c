@@ -86,11 +86,17 @@ static int fdmon_poll_ctl(cshim_reactor *r, int op, int fd, guint32 events, guin
 	return -EINVAL;
 }
 
-/* One ppoll over the kick and timer fds and every fd, with a ns timeout: polling the
- * epoll fd instead would cost the kernel more, and a wakeup an epoll_wait more. */
-static int fdmon_poll_wait(cshim_reactor *r, gint64 timeout_ns)
+enum { KICK, TIMER, FIRST_REG }; /* the entries of Wait's pollfd array */
+G_STATIC_ASSERT(TIMER == CSHIM_POLL_TIMER);
+/* ppoll takes the GPollFD array: the same layout as struct pollfd */
+G_STATIC_ASSERT(sizeof(GPollFD) == sizeof(struct pollfd));
+G_STATIC_ASSERT(G_STRUCT_OFFSET(GPollFD, revents) == offsetof(struct pollfd, revents));
+
+/* One ppoll over the kick and timer fds and every fd, with no timeout (the timerfd holds
+ * the deadline): polling the epoll fd instead would cost the kernel more, and a wakeup an
+ * epoll_wait more. */
+static void fdmon_poll_wait_begin(cshim_reactor *r)
 {
-	enum { KICK, TIMER, FIRST_REG };
 	int n = r->poll.nreg + FIRST_REG;
 	if (n > r->poll.pfdcap) {
 		r->poll.pfdcap = n * 2;
@@ -104,20 +110,25 @@ static int fdmon_poll_wait(cshim_reactor *r, gint64 timeout_ns)
 		pfds[FIRST_REG + i] = (GPollFD){.fd = r->poll.reg[i].fd, .events = r->poll.reg[i].events};
 		r->poll.ptags[FIRST_REG + i] = r->poll.reg[i].tag;
 	}
+	r->wait.buf = pfds;
+	r->wait.n = n;
+	r->wait.epfd = -1;
 	/* From here the registry may change, even switch backend: an fd removed meanwhile may
 	 * still report (the Go side ignores it), one added is polled from the next wait. */
 	g_mutex_unlock(&r->lock);
-	int ret = cshim_ppoll(pfds, n, timeout_ns);
-	if (ret < 0)
-		return ret;
-	for (int i = FIRST_REG; i < n; i++)
+}
+
+static void fdmon_poll_wait_end(cshim_reactor *r, int ready)
+{
+	GPollFD *pfds = r->poll.pfds;
+	if (ready == 0)
+		return;
+	for (int i = FIRST_REG; i < r->wait.n; i++)
 		if (pfds[i].revents)
 			cshim_reactor_push(r, pfds[i].fd, pfds[i].revents, r->poll.ptags[i]);
 	if (pfds[KICK].revents)
 		cshim_reactor_kicked(r);
-	if (pfds[TIMER].revents)
-		cshim_reactor_timer_fired(r);
-	return 0;
+	/* the timerfd's expiry needs nothing: see reactor_arm */
 }
 
 /* GLib polled each fd itself; its revents cost no syscall to read. An fd being added
@@ -150,7 +161,8 @@ static void fdmon_poll_finalize(cshim_reactor *r)
 
 const cshim_fdmon_ops cshim_fdmon_poll = {
 	.ctl = fdmon_poll_ctl,
-	.wait = fdmon_poll_wait,
+	.wait_begin = fdmon_poll_wait_begin,
+	.wait_end = fdmon_poll_wait_end,
 	.dispatch = fdmon_poll_dispatch,
 	.enable = fdmon_poll_enable,
 	.finalize = fdmon_poll_finalize,

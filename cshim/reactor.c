@@ -16,11 +16,17 @@
 #define REACTOR(s) ((cshim_reactor *)(s))
 
 /* Arms the timerfd at an absolute monotonic time (-1 disarms) unless it already holds
- * it. A time in the past fires at once. Loop thread only. */
-static void reactor_arm(cshim_reactor *r, gint64 when)
+ * it. A time in the past fires at once. 0 or -errno. Loop thread only.
+ *
+ * The timerfd is never read: from its expiry it stays readable until the next write here
+ * clears it (timerfd_settime zeroes its tick count), so r->armed still describes it. A
+ * wait for the same deadline, now past, returns at once, as it must; any other deadline,
+ * or none, rewrites it. A read(2) would only stand between a timer's wakeup and its
+ * callback. */
+static int reactor_arm(cshim_reactor *r, gint64 when)
 {
 	if (when == r->armed)
-		return;
+		return 0;
 	struct itimerspec its = {0};
 	if (when >= 0) {
 		if (when == 0)
@@ -28,38 +34,19 @@ static void reactor_arm(cshim_reactor *r, gint64 when)
 		its.it_value.tv_sec = when / 1000000000LL;
 		its.it_value.tv_nsec = when % 1000000000LL;
 	}
-	if (timerfd_settime(r->timerfd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
-		r->armed = when < 0 ? -1 : when;
+	if (timerfd_settime(r->timerfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+		return -errno;
+	r->armed = when < 0 ? -1 : when;
+	return 0;
 }
 
-/* Arms the timerfd timeout_ns from now (< 0 disarms it, 0 leaves it), for a wait whose
- * only timeout is the timerfd: ns precision. Loop thread only. */
-void cshim_reactor_arm_in(cshim_reactor *r, gint64 timeout_ns)
-{
-	if (timeout_ns > 0)
-		reactor_arm(r, cshim_now_ns() + timeout_ns);
-	else if (timeout_ns < 0)
-		reactor_arm(r, -1);
-}
-
-/* Reads an eventfd or timerfd; FALSE if there was nothing to read. */
-static gboolean drain(int fd)
+/* The kick eventfd polled readable: the handshake's wakeup, never progress. Reading it
+ * resets the counter. */
+void cshim_reactor_kicked(cshim_reactor *r)
 {
 	guint64 v;
-	ssize_t n;
-	while ((n = read(fd, &v, sizeof v)) < 0 && errno == EINTR)
+	while (read(r->kickfd, &v, sizeof v) < 0 && errno == EINTR)
 		;
-	return n == sizeof v;
-}
-
-/* The kick eventfd polled readable: the handshake's wakeup, never progress. */
-void cshim_reactor_kicked(cshim_reactor *r) { drain(r->kickfd); }
-
-/* The timerfd polled readable. */
-void cshim_reactor_timer_fired(cshim_reactor *r)
-{
-	if (drain(r->timerfd))
-		r->armed = -1; /* expired: the next arm must write it again */
 }
 
 /* Appends one event to r->ev. Loop thread only. */
@@ -135,8 +122,6 @@ static gboolean reactor_dispatch(GSource *s, GSourceFunc cb, gpointer data)
 	r->nev = 0;
 	if (g_source_query_unix_fd(s, r->kick_tag))
 		cshim_reactor_kicked(r);
-	if (r->timer_tag && g_source_query_unix_fd(s, r->timer_tag))
-		cshim_reactor_timer_fired(r);
 	/* acquire: pairs with cshim_reactor_switch. A switch after GLib's poll costs one
 	 * iteration's events; both backends are level-triggered, so they come again. */
 	__atomic_load_n(&r->fdmon, __ATOMIC_ACQUIRE)->dispatch(r);
@@ -203,20 +188,46 @@ cshim_reactor *cshim_reactor_new(uintptr_t handle, cshim_reactor_words *w)
 	return r;
 }
 
-int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns, gint64 start_ns)
+/* Both backends wait for a deadline on the timerfd, which they poll with the other fds,
+ * rather than with a ppoll or epoll_wait timeout: the kernel gives a poll timeout a slack
+ * of 0.1% of its length whatever the thread's timer slack (select_estimate_accuracy),
+ * 1.5 µs on a 1.5 ms wait, and a timerfd none, so a timer runs as close to its expire
+ * time as a bare timerfd wait allows (QEMU's aio_poll waits timerlistgroup_deadline_ns in
+ * ns too). The timerfd keeps the deadline when something else ends the wait: the next
+ * wait for the same timer, the usual case, makes no timerfd_settime. An endless wait
+ * disarms it, so a deadline that no longer applies cannot end it. */
+int cshim_reactor_wait_begin(cshim_reactor *r, gint64 deadline_ns)
 {
 	r->nev = 0;
-	if (timeout_ns != 0)
+	if (deadline_ns != 0) {
 		cshim_timerslack_init(); /* a thread that blocks: QEMU's init_clocks() */
-	/* Count the timeout from start_ns, so the crossing from Go (entersyscall, which may
-	 * wake the runtime's sysmon thread) does not make the wait end that much later. */
-	if (timeout_ns > 0 && start_ns > 0) {
-		timeout_ns -= cshim_now_ns() - start_ns;
-		if (timeout_ns < 0)
-			timeout_ns = 0;
+		int err = reactor_arm(r, deadline_ns < 0 ? -1 : deadline_ns);
+		if (err)
+			return err; /* no deadline would end the wait */
 	}
 	g_mutex_lock(&r->lock);
-	return r->fdmon->wait(r, timeout_ns); /* it unlocks */
+	r->wait.fdmon = r->fdmon; /* a switch during the wait leaves the harvest to it */
+	r->fdmon->wait_begin(r);  /* it unlocks */
+	return 0;
+}
+
+void cshim_reactor_wait_end(cshim_reactor *r, int ready) { r->wait.fdmon->wait_end(r, ready); }
+
+int cshim_reactor_wait(cshim_reactor *r, gint64 deadline_ns)
+{
+	int err = cshim_reactor_wait_begin(r, deadline_ns), n;
+	if (err)
+		return err;
+	int timeout_ms = deadline_ns != 0 ? -1 : 0;
+	cshim_wait *w = &r->wait;
+	do
+		n = w->epfd < 0 ? poll(w->buf, w->n, timeout_ms)
+				: epoll_wait(w->epfd, w->buf, w->n, timeout_ms);
+	while (n < 0 && errno == EINTR); /* nothing to recompute: no timeout is counting */
+	if (n < 0)
+		return -errno;
+	cshim_reactor_wait_end(r, n);
+	return 0;
 }
 
 /* Watch, change or forget fd through the current backend. */

@@ -13,13 +13,18 @@
  * at the loop's nearest deadline, so timers are not rounded up to GLib's millisecond
  * timeout. GLib polls the kick eventfd directly, the timerfd once a timer was first
  * armed, each registered fd in poll mode, and the epoll fd only in epoll mode; Wait
- * polls the same fds without GLib. The kick and timer fds are drained inside the reactor
- * and never reported to Go.
+ * polls the same fds without GLib, with its own deadline on the timerfd and no timeout.
+ * The kick and timer fds are handled inside the reactor (the kick eventfd read, the
+ * timerfd left for its next arm to clear) and never reported to Go.
  */
 #ifndef GLIBAIO_CSHIM_REACTOR_H
 #define GLIBAIO_CSHIM_REACTOR_H
 
 #include "cshim.h"
+
+#include <poll.h>
+#include <stddef.h>
+#include <sys/epoll.h>
 
 /* event bit for an fd closed while watched: POLLNVAL, which only the poll backend sees
  * (epoll silently forgets a closed fd) */
@@ -59,6 +64,24 @@ typedef struct {
 
 typedef struct cshim_fdmon_ops cshim_fdmon_ops; /* fdmon.h */
 
+/* Where the Go side finds whether a wait's one ready entry is the timerfd (reactor.go's
+ * timerOnly): the poll backend's entry for it, and an epoll_event's data. */
+enum {
+	CSHIM_POLL_TIMER = 1, /* fdmon_poll.c: kick, timer, then the registered fds */
+	CSHIM_POLLFD_SIZE = sizeof(struct pollfd),
+	CSHIM_POLLFD_REVENTS = offsetof(struct pollfd, revents),
+	CSHIM_EPOLL_DATA = offsetof(struct epoll_event, data),
+};
+
+/* What a wait polls, set up by cshim_reactor_wait_begin: ppoll(buf, n, NULL, NULL) when
+ * epfd < 0 (buf: struct pollfd[n]), else epoll_pwait(epfd, buf, n, -1, NULL) (buf:
+ * struct epoll_event[n]). */
+typedef struct {
+	gpointer buf;
+	int n, epfd;
+	const cshim_fdmon_ops *fdmon; /* the backend that set it up harvests it */
+} cshim_wait;
+
 typedef struct {
 	cshim_source src; /* handle: the Go dispatch, as for any Go-defined source */
 	cshim_reactor_words *w;
@@ -66,9 +89,11 @@ typedef struct {
 	int epfd;           /* the epoll instance, made with the reactor; holds kick and timer */
 	gpointer kick_tag;  /* GLib polls the kick eventfd directly */
 	gpointer timer_tag; /* and the timerfd once a timer was armed (loop thread) */
-	gint64 armed; /* the deadline the timerfd holds; loop thread only */
+	gint64 armed; /* the deadline the timerfd holds, -1 none; loop thread only */
 	cshim_event *ev; /* the events of the last Wait or dispatch (loop thread) */
 	int nev, cap;
+
+	cshim_wait wait; /* the wait in progress (loop thread) */
 
 	GMutex lock;     /* the backend and its registry: Go adds fds from any thread */
 	const cshim_fdmon_ops *fdmon; /* the backend: poll, then epoll for good (fdmon.h) */
@@ -82,6 +107,7 @@ typedef struct {
 	} poll;
 	struct {             /* fdmon_epoll.c */
 		gpointer tag;    /* GLib polls the epoll fd once it is the backend */
+		struct epoll_event *ev; /* what epoll_wait returns (loop thread) */
 	} epoll;
 } cshim_reactor;
 
@@ -89,11 +115,19 @@ typedef struct {
 cshim_reactor *cshim_reactor_new(uintptr_t handle, cshim_reactor_words *w);
 cshim_reactor_words *cshim_reactor_words_new(void);
 void cshim_reactor_words_free(cshim_reactor_words *w);
-/* Blocks (timeout_ns < 0: until an event; 0: not at all) on the kick and timer fds and
- * every watched fd, and harvests their events into r->ev. A timeout counts from
- * start_ns (CLOCK_MONOTONIC; 0: from now). Returns 0 or -errno. A blocking wait first
- * sets the thread's timer slack to 1 ns (cshim_timerslack_init). */
-int cshim_reactor_wait(cshim_reactor *r, gint64 timeout_ns, gint64 start_ns);
+/* Waits on the kick and timer fds and every watched fd, and harvests their events into
+ * r->ev: until deadline_ns (absolute CLOCK_MONOTONIC ns; a time already past polls once
+ * and returns), until an event (deadline_ns < 0), or not at all (0). The deadline is
+ * waited for on the timerfd, not as a poll timeout (see reactor.c). Returns 0 or -errno.
+ * A blocking wait first sets the thread's timer slack to 1 ns (cshim_timerslack_init). */
+int cshim_reactor_wait(cshim_reactor *r, gint64 deadline_ns);
+/* cshim_reactor_wait in two halves around the blocking syscall, which the caller makes
+ * itself on r->wait, retrying EINTR: the Go side, whose return from a blocking syscall
+ * costs less than its return from a blocking cgo call (reactor.go). _begin arms the
+ * timerfd (a deadline as above, not 0) and fills r->wait; 0 or -errno. _end harvests the
+ * ready entries the syscall returned (ready >= 0). */
+int cshim_reactor_wait_begin(cshim_reactor *r, gint64 deadline_ns);
+void cshim_reactor_wait_end(cshim_reactor *r, int ready);
 /* Writes the kick eventfd. */
 int cshim_reactor_kick(int kickfd);
 /* Watch, change or forget fd (events: EPOLLIN | EPOLLOUT). tag comes back with every

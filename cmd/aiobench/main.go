@@ -1,14 +1,20 @@
-// Command aiobench measures glibaio against the baselines it must beat, side by side in
-// one run: a pure-C GSource, GLib's per-fd sources, gotk3's IdleAdd, a GSource with
-// g_source_set_ready_time, a bare timerfd, two C threads with epoll_wait, a C
-// sigsetjmp/siglongjmp coroutine switch, goroutines with channels or sync.Mutex. It
-// prints one row per scenario with medians over interleaved rounds, the ratio and the
-// target; a row whose target is "report" reports a ratio and claims no pass.
+// Command aiobench measures glibaio side by side with two baselines per row, built by
+// the same run: its floor, the least the platform costs for the same work done the same
+// way (pure C with the flags and fds glibaio's own source uses, or the bare Go runtime
+// mechanism underneath), and its peer, what a user would otherwise write (gotk3, GLib's
+// own API, pure C). It prints one row per scenario with medians over interleaved rounds,
+// the ratios to the floor and to the peer, and the target, a ratio to the floor or the
+// peer; a row whose target is "report" claims no pass.
 //
-//	aiobench [-quick] [-json] [-svg chart.svg] [-only REGEXP]
+//	aiobench [-quick] [-count N] [-json] [-md] [-svg chart.svg] [-only REGEXP]
+//	aiobench -load results.json [-md]
 //
-// -only runs only the sections whose name matches REGEXP (-h lists them), for example
-// -only coroutine or -only 'CoMutex|enter'.
+// -count N repeats the whole run N times and reports, per row, the median and the range
+// (min-max) over the runs, deciding pass or fail on the medians; -json carries each
+// run's figures too. -only runs only the sections whose name matches REGEXP (-h lists
+// them), for example -only coroutine or -only 'CoMutex|enter'. -md prints the table as
+// Markdown, as the README shows it. -load prints the tables of a run saved with -json,
+// without measuring anything.
 package main
 
 import (
@@ -19,7 +25,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"golang.org/x/sys/unix"
 
@@ -28,10 +33,30 @@ import (
 
 func main() {
 	quick := flag.Bool("quick", false, "short run (under 60 s on 2 cores)")
+	count := flag.Int("count", 1, "repeat the whole run `N` times: medians and ranges over the runs, pass or fail on the medians")
 	asJSON := flag.Bool("json", false, "print the rows as a JSON array")
+	md := flag.Bool("md", false, "print the table as Markdown")
 	svg := flag.String("svg", "", "write the cost-per-iteration vs registered fds chart to this SVG file")
 	only := flag.String("only", "", "run only the sections whose name matches this regexp:\n"+strings.Join(benchsuite.Sections, "\n"))
+	load := flag.String("load", "", "print the tables of the results `file` saved with -json, measuring nothing")
 	flag.Parse()
+	if *load != "" {
+		res, err := loadResults(*load)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "aiobench: -load:", err)
+			os.Exit(1)
+		}
+		if *md {
+			printMarkdown(os.Stdout, res)
+		} else {
+			printTable(os.Stdout, res)
+		}
+		return
+	}
+	if *count < 1 {
+		fmt.Fprintln(os.Stderr, "aiobench: -count must be at least 1")
+		os.Exit(2)
+	}
 
 	if err := raiseNoFile(); err != nil {
 		fmt.Fprintln(os.Stderr, "aiobench:", err)
@@ -53,11 +78,22 @@ func main() {
 		}
 		cfg.Only = re
 	}
-	rows, sc, err := benchsuite.Run(cfg, func(s string) { fmt.Fprintln(os.Stderr, "aiobench: measuring", s) })
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "aiobench:", err)
-		os.Exit(1)
+	var runs [][]benchsuite.Row
+	var scs []*benchsuite.Scaling
+	for i := 1; i <= *count; i++ {
+		prefix := "aiobench: measuring"
+		if *count > 1 {
+			prefix = fmt.Sprintf("aiobench: run %d of %d: measuring", i, *count)
+		}
+		rows, sc, err := benchsuite.Run(cfg, func(s string) { fmt.Fprintln(os.Stderr, prefix, s) })
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "aiobench:", err)
+			os.Exit(1)
+		}
+		runs, scs = append(runs, rows), append(scs, sc)
 	}
+	res := benchsuite.Aggregate(runs)
+	sc := medianScaling(scs)
 	if *svg != "" && len(sc.FDs) == 0 {
 		fmt.Fprintln(os.Stderr, "aiobench: -svg: the fd scaling section did not run; no chart written")
 	} else if *svg != "" {
@@ -66,14 +102,43 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	if *asJSON {
+	switch {
+	case *asJSON:
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
-		enc.Encode(rows)
-		return
+		enc.Encode(res)
+	case *md:
+		printMarkdown(os.Stdout, res)
+	default:
+		printTable(os.Stdout, res)
 	}
-	printTable(rows)
+}
+
+// loadResults reads the results that -json printed.
+func loadResults(path string) ([]benchsuite.Result, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var res []benchsuite.Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return res, nil
+}
+
+// medianScaling is the fd scaling data of several runs: the median of each point.
+func medianScaling(scs []*benchsuite.Scaling) *benchsuite.Scaling {
+	out := &benchsuite.Scaling{FDs: scs[0].FDs}
+	for i := range out.FDs {
+		var ours, gl []float64
+		for _, sc := range scs {
+			ours, gl = append(ours, sc.Ours[i]), append(gl, sc.GLib[i])
+		}
+		out.Ours, out.GLib = append(out.Ours, benchsuite.Median(ours)), append(out.GLib, benchsuite.Median(gl))
+	}
+	return out
 }
 
 // raiseNoFile lifts the soft RLIMIT_NOFILE to the hard limit: the scaling rows need
@@ -91,31 +156,4 @@ func raiseNoFile() error {
 		return fmt.Errorf("RLIMIT_NOFILE hard limit %d is below the 10,100 fds the scaling rows need", lim.Max)
 	}
 	return nil
-}
-
-func printTable(rows []benchsuite.Row) {
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "scenario\tours\tbaseline\tbaseline value\tratio\ttarget\tresult")
-	for _, r := range rows {
-		unit := "ns"
-		if strings.Contains(r.Name, "in µs") {
-			unit = "µs"
-		}
-		if strings.Contains(r.Name, "allocs per op") {
-			fmt.Fprintf(w, "%s\t%.2f\t%s\t\t\t%s\t%s\n", r.Name, r.OursNS, r.Baseline, r.Target, verdict(r))
-			continue
-		}
-		fmt.Fprintf(w, "%s\t%.0f %s\t%s\t%.0f %s\t%.3fx\t%s\t%s\n", r.Name, r.OursNS, unit, r.Baseline, r.BaselineNS, unit, r.Ratio, r.Target, verdict(r))
-	}
-	w.Flush()
-}
-
-func verdict(r benchsuite.Row) string {
-	switch {
-	case r.Target == benchsuite.TargetReport:
-		return "-"
-	case r.Pass:
-		return "pass"
-	}
-	return "FAIL"
 }

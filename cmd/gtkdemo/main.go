@@ -102,7 +102,10 @@ func main() {
 	sumBtn.Connect("clicked", func() { m.Checksum(self) })
 	cancelBtn.Connect("clicked", m.CancelChecksum)
 	m.Checksum(self) // runs once gtk.Main drives the loop
-	win.Connect("destroy", gtk.MainQuit)
+	// Quitting ends gtk.Main only once the checksum Task has returned: it can resume
+	// only while gtk.Main dispatches.
+	quit := func() { m.Stop(gtk.MainQuit) }
+	win.Connect("destroy", quit)
 	drawn := 0
 	win.Connect("draw", func() bool { drawn++; return false })
 	win.ShowAll()
@@ -137,11 +140,11 @@ func main() {
 					fmt.Printf("gtkdemo: the window drew %d times; screenshot %s\n", drawn, *shot)
 				}
 			}
-			gtk.MainQuit()
+			quit()
 			return false
 		})
 	} else if *quitAfter > 0 {
-		glib.TimeoutAdd(uint(quitAfter.Milliseconds()), func() bool { gtk.MainQuit(); return false })
+		glib.TimeoutAdd(uint(quitAfter.Milliseconds()), func() bool { quit(); return false })
 	}
 	gtk.Main()
 	if err := m.Close(); err != nil {

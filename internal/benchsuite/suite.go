@@ -1,6 +1,7 @@
 // Package benchsuite holds the scenarios that cmd/aiobench measures and that the
-// go test benchmarks back: each scenario runs glibaio and the baseline it is compared
-// with, built by the same run (pure C from cshim/cbaseline, GLib's own sources, gotk3).
+// go test benchmarks back: each scenario runs glibaio, its floor and its peer (Row), built
+// by the same run (pure C from internal/cbaseline, GLib's own sources, gotk3, the bare Go
+// runtime), in interleaved rounds.
 package benchsuite
 
 import (
@@ -20,21 +21,6 @@ import (
 	"github.com/glibaio/glibaio/glibloop"
 	"github.com/glibaio/glibaio/internal/cbaseline"
 )
-
-// TargetReport is the Target of a row that reports a measurement against its baseline
-// without a target to meet: its Pass is always false, which claims nothing.
-const TargetReport = "report"
-
-// Row is one line of the report.
-type Row struct {
-	Name       string  `json:"name"`
-	OursNS     float64 `json:"ours_ns"`
-	Baseline   string  `json:"baseline"`
-	BaselineNS float64 `json:"baseline_ns"`
-	Ratio      float64 `json:"ratio"`
-	Target     string  `json:"target"`
-	Pass       bool    `json:"pass"`
-}
 
 // Config scales the runs.
 type Config struct {
@@ -73,23 +59,20 @@ func Percentile(v []float64, p float64) float64 {
 	return v[max(0, min(i, len(v)-1))]
 }
 
-// interleave runs base and ours alternately for cfg.Rounds rounds of n operations each
-// and returns the medians of ns/op and of the per-round ratio ours/base.
-func interleave(rounds, n int, base, ours func(n int) time.Duration) (oursNS, baseNS, ratio float64) {
-	base(max(n/10, 10))
-	ours(max(n/10, 10))
-	var bs, os, rs []float64
-	for r := 0; r < rounds; r++ {
-		var tb, to time.Duration
-		if r%2 == 0 {
-			tb, to = base(n), ours(n)
-		} else {
-			to, tb = ours(n), base(n)
-		}
-		b, o := float64(tb)/float64(n), float64(to)/float64(n)
-		bs, os, rs = append(bs, b), append(os, o), append(rs, o/b)
-	}
-	return Median(os), Median(bs), Median(rs)
+// Figures are glibaio's ns/op, its floor's and its peer's, from the same interleaved
+// rounds: the medians, and the medians of the per-round ratios to the floor and the peer.
+// V holds every round's ns/op: ours, the floor, the peer, then the further functions.
+type Figures struct {
+	Ours, Floor, FloorRatio, Peer, Ratio float64
+	V                                    [][]float64
+}
+
+// sideBySide measures ours, its floor, its peer and more in the same rounds (interleaveAll:
+// each round runs each of them for n operations, rotating which goes first).
+func sideBySide(rounds, n int, ours, floor, peer func(int) time.Duration, more ...func(int) time.Duration) Figures {
+	v := interleaveAll(rounds, n, append([]func(int) time.Duration{ours, floor, peer}, more...)...)
+	return Figures{Ours: Median(v[0]), Floor: Median(v[1]), FloorRatio: medianRatio(v[0], v[1]),
+		Peer: Median(v[2]), Ratio: medianRatio(v[0], v[2]), V: v}
 }
 
 // eventfds makes n non-blocking eventfds.
@@ -199,34 +182,143 @@ func (l *FDLoop) Close() {
 	}
 }
 
-// CSource is the pure-C reference: a GSource with the eventfd as a unix fd whose
-// dispatch reads it.
+// CSource is a pure-C GSource on its own context that watches an eventfd and reads it
+// in its dispatch: the fd round trip's floor (NewFloorSource) or its peer (NewCSource).
 type CSource struct {
 	mc  *glibloop.MainContext
-	fd  int
+	fds []int // the eventfd it reads first, then any idle one
 	src unsafe.Pointer
 }
 
-// NewCSource builds the C reference on its own context.
+// NewCSource builds the fd round trip's peer: a plain C GSource, as a C programmer
+// would write it, whose dispatch reads the eventfd. It does not set can_recurse, so GLib
+// blocks and unblocks its fd around every dispatch, which writes and acknowledges
+// GLib's wakeup fd: more work than glibaio's source does, so it is no floor.
 func NewCSource() (*CSource, error) {
-	fds, err := eventfds(1)
+	return newCSource(1, func(fds []int) unsafe.Pointer { return cbaseline.NewSource(fds[0], false, true, false) })
+}
+
+// NewFloorSource builds the fd round trip's floor: the same read in C, from a source
+// shaped as GLib sees aiosource's reactor source (cbaseline.NewReactorShapedSource):
+// prepare and check in C, can_recurse, an idle kick eventfd besides the one it reads.
+func NewFloorSource() (*CSource, error) {
+	return newCSource(2, func(fds []int) unsafe.Pointer { return cbaseline.NewReactorShapedSource(fds[0], fds[1]) })
+}
+
+func newCSource(nfds int, mk func([]int) unsafe.Pointer) (*CSource, error) {
+	fds, err := eventfds(nfds)
 	if err != nil {
 		return nil, err
 	}
-	c := &CSource{mc: glibloop.NewMainContext(), fd: fds[0]}
-	c.src = cbaseline.NewSource(c.fd, false, true, false)
+	c := &CSource{mc: glibloop.NewMainContext(), fds: fds}
+	c.src = mk(fds)
 	cbaseline.Attach(c.src, c.mc.Native())
 	return c, nil
 }
 
-// Drive is FDLoop.Drive for the C reference.
-func (c *CSource) Drive(n int) time.Duration { return cbaseline.Drive(c.mc.Native(), c.fd, n, false) }
+// Drive is FDLoop.Drive for the C source.
+func (c *CSource) Drive(n int) time.Duration {
+	return cbaseline.Drive(c.mc.Native(), c.fds[0], n, false)
+}
+
+// Count returns how many times the C source dispatched.
+func (c *CSource) Count() int64 { return cbaseline.Count(c.src) }
 
 // Close releases everything.
 func (c *CSource) Close() {
 	cbaseline.DestroyUnref(c.src)
 	c.mc.Unref()
-	unix.Close(c.fd)
+	closeAll(c.fds)
+}
+
+// GoSource is a Go GSource (glibloop.NewSource) watching an eventfd on its own context,
+// driven by the same C loop as the C sources.
+type GoSource struct {
+	mc    *glibloop.MainContext
+	fd    int
+	src   *glibloop.Source
+	drain bool
+}
+
+// goDispatch is a Go GSource with only Dispatch: one C-to-Go crossing per iteration.
+type goDispatch struct{ n int64 }
+
+func (x *goDispatch) Dispatch(*glibloop.Source) bool { x.n++; return true }
+
+// goPCD is a Go GSource with Prepare, Check and Dispatch: three crossings.
+type goPCD struct{ n int64 }
+
+func (x *goPCD) Prepare(*glibloop.Source) (bool, time.Duration) { return false, -1 }
+func (x *goPCD) Check(*glibloop.Source) bool                    { return false }
+func (x *goPCD) Dispatch(*glibloop.Source) bool                 { x.n++; return true }
+
+// goRead is a Go GSource with only Dispatch, which reads the eventfd from Go: the
+// simplest Go source that does the fd round trip's work.
+type goRead struct{ fd int }
+
+func (x *goRead) Dispatch(*glibloop.Source) bool {
+	var b [8]byte
+	unix.Read(x.fd, b[:])
+	return true
+}
+
+// NewGoSource attaches a Go GSource to its own context, watching an eventfd: with
+// prepareCheck it implements Prepare, Check and Dispatch, without it only Dispatch; with
+// read its Dispatch reads the eventfd and can_recurse is set, as on the fd round trip's
+// floor; without it the drive loop reads the eventfd back in C and can_recurse stays
+// false, GLib's default and glibloop's, as on the C sources it is compared with.
+func NewGoSource(prepareCheck, read bool) (*GoSource, error) {
+	fds, err := eventfds(1)
+	if err != nil {
+		return nil, err
+	}
+	g := &GoSource{mc: glibloop.NewMainContext(), fd: fds[0], drain: !read}
+	var f glibloop.SourceFuncs = &goDispatch{}
+	switch {
+	case read:
+		f = &goRead{fd: g.fd}
+	case prepareCheck:
+		f = &goPCD{}
+	}
+	g.src = glibloop.NewSource(f)
+	g.src.SetCanRecurse(read)
+	g.src.AddUnixFD(g.fd, glibloop.IOIn)
+	g.src.Attach(g.mc)
+	return g, nil
+}
+
+// Drive runs n rounds of: write the eventfd, one GLib iteration, and (without read) read
+// the eventfd back, all in C.
+func (g *GoSource) Drive(n int) time.Duration {
+	return cbaseline.Drive(g.mc.Native(), g.fd, n, g.drain)
+}
+
+// Close releases everything.
+func (g *GoSource) Close() {
+	g.src.Destroy()
+	g.src.Unref()
+	g.mc.Unref()
+	unix.Close(g.fd)
+}
+
+// CrossingSource is the floor of a Go GSource: a C GSource watching an eventfd whose
+// callbacks each make one empty call into Go (cbaseline.NewSource with cross), with
+// prepareCheck three of them, without it one; the drive loop reads the eventfd back in C.
+// Without cross it is the peer: the same source in pure C.
+type CrossingSource struct{ CSource }
+
+// NewCrossingSource builds it on its own context.
+func NewCrossingSource(prepareCheck, cross bool) (*CrossingSource, error) {
+	c, err := newCSource(1, func(fds []int) unsafe.Pointer { return cbaseline.NewSource(fds[0], prepareCheck, false, cross) })
+	if err != nil {
+		return nil, err
+	}
+	return &CrossingSource{*c}, nil
+}
+
+// Drive is GoSource.Drive for the C source.
+func (c *CrossingSource) Drive(n int) time.Duration {
+	return cbaseline.Drive(c.mc.Native(), c.fds[0], n, true)
 }
 
 // GLibFDSources is GLib's own way to watch many fds: one g_unix_fd_add source each.
@@ -293,12 +385,24 @@ func (b *BHIteration) Close() {
 	b.Ctx.Close()
 }
 
-// ReadyIterate measures the floor of BH schedule + iteration: one GLib iteration of the
-// default context that dispatches a C source shaped like the reactor, in C.
-func ReadyIterate(n int) time.Duration {
+// ReadyIterate measures the floor of BH schedule + iteration: n rounds of one GLib
+// iteration of mc that dispatches a C source shaped like the reactor (can_recurse, its
+// kick eventfd), in C. mc is a context of its own, so that no other source (glibaio's
+// AioContext on the default context) adds to it.
+func ReadyIterate(mc *glibloop.MainContext, n int) time.Duration {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	return cbaseline.ReadyIterate(glibloop.DefaultContext().Native(), n)
+	return cbaseline.ReadyIterate(mc.Native(), n)
+}
+
+// FloodFloor is the floor of OneshotFlood: the same flood in C (cbaseline.OneshotFlood)
+// on a GMainContext of its own, on a locked thread. It returns the time per event.
+func FloodFloor(producers, n int) (time.Duration, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	mc := glibloop.NewMainContext()
+	defer mc.Unref()
+	return cbaseline.OneshotFlood(mc.Native(), producers, n)
 }
 
 // Gotk3Idle measures gotk3's glib.IdleAdd plus Iteration on the default context.

@@ -94,7 +94,12 @@ static gboolean rt_dispatch(GSource *s, GSourceFunc cb, gpointer d)
 
 static GSourceFuncs rt_funcs = {NULL, NULL, rt_dispatch, NULL, NULL, NULL};
 
-/* ---- timerfd GSource: what any GLib-driven timerfd costs over a bare one ---- */
+/* ---- timerfd GSource: what any GLib-driven timerfd costs over a bare one ----
+ * The floor of the AIO timer under g_main_loop_run, so it is shaped as GLib sees
+ * glibaio's reactor source (cshim/reactor.c) with a timer pending: can_recurse set (as
+ * aiosource sets it; without it GLib would block and unblock the source's fds around
+ * each dispatch, writing its wakeup fd: work glibaio does not do), an idle kick eventfd
+ * and the timerfd it arms at an absolute monotonic time, read in its dispatch. */
 typedef struct {
 	rt_source rt;
 	int tfd;
@@ -133,7 +138,14 @@ static int tfd_lateness(GMainContext *c, gint64 period_ns, int rounds, gint64 *o
 	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (tfd < 0)
 		return -1;
+	int kickfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (kickfd < 0) {
+		close(tfd);
+		return -1;
+	}
 	GSource *s = g_source_new(&tfd_funcs, sizeof(tfd_source));
+	g_source_set_can_recurse(s, TRUE);
+	g_source_add_unix_fd(s, kickfd, G_IO_IN);
 	tfd_source *t = (tfd_source *)s;
 	t->tfd = tfd;
 	t->rt.period_ns = period_ns;
@@ -149,6 +161,7 @@ static int tfd_lateness(GMainContext *c, gint64 period_ns, int rounds, gint64 *o
 	g_source_destroy(s);
 	g_source_unref(s);
 	close(tfd);
+	close(kickfd);
 	return 0;
 }
 

@@ -31,8 +31,8 @@ func RemoveUnixFDSources(ctx unsafe.Pointer) { C.cb_unix_fd_sources_remove((*C.G
 // Timer modes for TimerLateness.
 const (
 	TimerReadyTime = 0 // a GSource re-armed with g_source_set_ready_time under g_main_loop_run
-	TimerBareFD    = 1 // a bare timerfd read in a loop: the floor
-	TimerFDSource  = 2 // a C GSource polling a timerfd under g_main_loop_run
+	TimerBareFD    = 1 // a bare timerfd read in a loop: the floor of a thread's timer wait
+	TimerFDSource  = 2 // a reactor-shaped C GSource polling a timerfd under g_main_loop_run: the floor of a GLib-driven timer
 	TimerBarePPoll = 3 // a bare ppoll timeout on an idle eventfd, in a loop
 )
 
@@ -64,6 +64,31 @@ func PPollUntil(fd int, deadlineNS int64) error {
 // PingPong runs rounds round trips between two C threads through two eventfds and
 // epoll_wait, and returns the elapsed time.
 func PingPong(rounds int) time.Duration { return time.Duration(C.cb_pingpong(C.int(rounds))) }
+
+// GLibPingPong runs rounds round trips between two C threads, each iterating its own
+// GMainContext with a g_unix_fd_add-style source on its eventfd: GLib's own way to do
+// what PingPong does with bare epoll_wait. It returns the elapsed time.
+func GLibPingPong(rounds int) (time.Duration, error) {
+	ns := C.cb_glib_pingpong(C.int(rounds))
+	if ns < 0 {
+		return 0, errors.New("cbaseline: GLib ping-pong failed")
+	}
+	return time.Duration(ns), nil
+}
+
+// OneshotFlood is the floor of a flood of callbacks scheduled from other threads and run
+// by GLib iterations: producers C threads push n callbacks each onto a lock-free list
+// and wake the loop with QEMU's notify_me handshake on an eventfd, while the calling
+// thread iterates ctx (blocking) until a C source shaped like the reactor (can_recurse,
+// the kick eventfd) has run them all. It returns the time per callback. Lock the OS
+// thread: the calling thread iterates ctx.
+func OneshotFlood(ctx unsafe.Pointer, producers, n int) (time.Duration, error) {
+	ns := C.cb_oneshot_flood((*C.GMainContext)(ctx), C.int(producers), C.int(n))
+	if ns < 0 {
+		return 0, errors.New("cbaseline: oneshot flood failed")
+	}
+	return time.Duration(ns) / time.Duration(producers*n), nil
+}
 
 // MainLoopRun runs g_main_loop_run on ctx until MainLoopQuit.
 func MainLoopRun(ctx unsafe.Pointer) { C.cb_main_loop_run((*C.GMainContext)(ctx)) }

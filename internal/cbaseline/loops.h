@@ -11,8 +11,9 @@ void cb_unix_fd_sources_remove(GMainContext *c);
 
 /* Timer lateness: rounds re-arms of a period_ns timer, lateness of each expiry (ns)
  * written to out. mode 0: a GSource with g_source_set_ready_time under g_main_loop_run;
- * mode 1: a bare timerfd read in a loop (the floor); mode 2: a C GSource polling a
- * timerfd under g_main_loop_run; mode 3: a bare ppoll timeout in a loop (the floor of
+ * mode 1: a bare timerfd read in a loop; mode 2: a C GSource polling a timerfd under
+ * g_main_loop_run, shaped like glibaio's reactor source (can_recurse, an idle kick
+ * eventfd beside the timerfd): the floor of a GLib-driven timer; mode 3: a bare ppoll timeout in a loop (the floor of
  * waits that end on a ppoll timeout). Modes 1 and 3 run on the calling thread, with
  * its timer slack. Returns 0 or -1. */
 int cb_timer_lateness(GMainContext *c, int mode, gint64 period_ns, int rounds, gint64 *out);
@@ -25,6 +26,17 @@ int cb_ppoll_until(int fd, gint64 deadline_ns);
 /* Two threads ping-pong through two eventfds with epoll_wait, rounds round trips.
  * Returns the elapsed ns. */
 gint64 cb_pingpong(int rounds);
+
+/* The same ping-pong the GLib way (flood.c): each thread runs g_main_context_iteration
+ * on its own context, with a g_unix_fd_add-style source on its eventfd. Returns the
+ * elapsed ns, or -1. */
+gint64 cb_glib_pingpong(int rounds);
+
+/* The floor of the oneshot flood (flood.c): producers threads push n callbacks each onto
+ * a lock-free list and wake the loop with QEMU's notify_me handshake on an eventfd; the
+ * calling thread iterates c (blocking) until a reactor-shaped C source has run them all.
+ * Returns the elapsed ns, or -1. */
+gint64 cb_oneshot_flood(GMainContext *c, int producers, int n);
 
 /* Runs g_main_loop_run on c until cb_main_loop_quit. */
 void cb_main_loop_run(GMainContext *c);

@@ -131,6 +131,19 @@ func (r *Reactor) Wait(timeoutNS int64) ([]Event, error) {
 	return ev, err
 }
 
+// WaitUntil is Wait with an absolute deadline in CLOCK_MONOTONIC ns, as watch.Nanotime
+// (< 0: until an event; 0: not at all; a time already past polls once). The reactor
+// waits for it on its timerfd, as GLib's poll does for SetDeadline, so a wait for a
+// timer ends when a bare timerfd read would, and waiting again for the same deadline
+// costs no timerfd_settime.
+func (r *Reactor) WaitUntil(deadlineNS int64) ([]Event, error) {
+	ev, err := r.c.WaitUntil(deadlineNS)
+	if err != nil && !r.alive() {
+		return nil, ErrClosed
+	}
+	return ev, err
+}
+
 // Notify is QEMU's aio_notify: it records the notification and, only if the loop is
 // (or is about to be) blocked, writes the kick eventfd. Work must be published before
 // Notify is called. Any goroutine may call it; when the loop is busy it costs two atomic
@@ -207,9 +220,9 @@ const (
 )
 
 // SetDeadline sets the nearest deadline, in absolute CLOCK_MONOTONIC ns (-1: none). The
-// GSource prepare arms the timerfd with it, so GLib's poll wakes on time; a Wait uses
-// its own timeout. Changing it does not wake the loop: call Notify when the deadline
-// became earlier.
+// GSource prepare arms the timerfd with it, so GLib's poll wakes on time; Wait and
+// WaitUntil arm it with their own deadline. Changing it does not wake the loop: call
+// Notify when the deadline became earlier.
 func (r *Reactor) SetDeadline(ns int64) {
 	r.c.Deadline().Store(ns)
 	runtime.KeepAlive(r)

@@ -247,6 +247,24 @@ func percent(done, size int64) int64 {
 	return 100 * done / size
 }
 
+// Stop cancels a running Checksum and calls then on the loop thread once its Task has
+// returned. Call it while the loop still runs (before gtk.MainQuit): a Task resumes
+// only at the callback level it began at, gtk.Main's dispatch, so once gtk.Main has
+// returned it can no longer finish.
+func (m *Model) Stop(then func()) {
+	t := m.checksum
+	m.CancelChecksum()
+	if t == nil {
+		then()
+		return
+	}
+	coroutine.Go(context.Background(), m.ml.AioContext(), func(tk *coroutine.Task) error {
+		_, _, err := coroutine.Recv(tk, t.Done()) // closed when the checksum Task returns
+		then()
+		return err
+	})
+}
+
 // CancelChecksum stops a running Checksum at its next wait.
 func (m *Model) CancelChecksum() {
 	if m.cancelChecksum != nil {
@@ -258,7 +276,7 @@ func (m *Model) CancelChecksum() {
 // Close stops the child and closes the contexts; it reports anything left alive.
 func (m *Model) Close() error {
 	m.CancelChecksum()
-	if m.checksum != nil { // let the cancelled Task return, at its next wait
+	if m.checksum != nil { // let a cancelled Task return (Stop is the way under gtk.Main)
 		timeout := time.After(5 * time.Second)
 	wait:
 		for {

@@ -138,3 +138,37 @@ func isDone(tk *coroutine.Task) bool {
 		return false
 	}
 }
+
+// Stop cancels a running checksum and calls its function once the Task has returned,
+// on the loop.
+func TestModelStop(t *testing.T) {
+	leakcheck.Handles(t)
+	mc := glibloop.NewMainContext()
+	defer mc.Unref()
+	v := &fakeView{}
+	m, err := New(mc, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, make([]byte, 4<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tk := m.Checksum(path)
+	for len(v.checksum) == 0 {
+		mc.Iteration(true)
+	}
+	stopped := false
+	m.Stop(func() {
+		if !isDone(tk) {
+			t.Error("Stop's function ran before the checksum Task returned")
+		}
+		stopped = true
+	})
+	for !stopped {
+		mc.Iteration(true)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
