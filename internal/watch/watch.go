@@ -193,9 +193,9 @@ func (p *Point) done(timing uint8, d int64) {
 // Slot tracks the callback running on one loop; nested callbacks (a nested
 // Poll or iteration) stack up through their States.
 type Slot struct {
-	start    atomic.Int64 // nanotime at Enter; 0 while no callback runs (watchdog on only)
-	what     atomic.Pointer[Point]
-	reported atomic.Int64 // the start time of the call already reported
+	start    atomic.Int64          // nanotime at Enter; 0 while no callback runs (watchdog on only)
+	what     atomic.Pointer[Point] // the callback running since start; the last one while start is 0
+	reported atomic.Int64          // the start time of the call already reported
 }
 
 // State is one running callback's record, from Enter to Leave.
@@ -234,9 +234,10 @@ func (s *Slot) Enter(st *State, p *Point) {
 	if watching.Load() {
 		now := Nanotime()
 		st.begun, st.timing, st.watched = now, timedAll, true
-		st.prevP, st.prevAt = s.what.Load(), s.start.Load()
-		s.what.Store(p)
-		s.start.Store(now)
+		if st.prevAt = s.start.Load(); st.prevAt != 0 {
+			st.prevP = s.what.Load() // a nested callback: Restore puts the outer one back
+		}
+		s.publish(p, now)
 		return
 	}
 	if st.timing = p.timing(); st.timing != untimed {
@@ -293,8 +294,22 @@ func (s *Slot) Restore(st *State) {
 	if !st.watched {
 		return
 	}
-	s.what.Store(st.prevP)
-	s.start.Store(st.prevAt)
+	if st.prevAt == 0 {
+		s.start.Store(0) // nothing runs now; what is ignored
+		return
+	}
+	s.publish(st.prevP, st.prevAt)
+}
+
+// publish shows the watchdog that p runs since start. A slot is read as start, then
+// what; start 0 means that nothing runs, whatever what holds, so what is written (before
+// start) only when it changes: a loop that runs the same callback again and again, or
+// one at a time, pays one atomic store per Enter and Leave, not two.
+func (s *Slot) publish(p *Point, start int64) {
+	if s.what.Load() != p {
+		s.what.Store(p)
+	}
+	s.start.Store(start)
 }
 
 // Stall is one report of the watchdog: a callback that has run longer than the
