@@ -165,14 +165,16 @@ func New() (*Context, error) {
 // call runs one callback between the watch slot's Begin and End, so its time counts
 // in its statistics and a stall in it is seen by the watchdog, panic or not.
 func (c *Context) call(wp *watch.Point, fn func()) {
-	st := c.slot.Begin(wp)
-	defer c.slot.End(st)
+	var st watch.State
+	c.slot.Enter(&st, wp)
+	defer c.slot.Leave(&st)
 	fn()
 }
 
 // CallbackStats returns the statistics of the context's callbacks: every BH made by
 // NewBH and not deleted, all oneshot BHs together, every registered fd handler and
-// every pending timer, the longest-running first.
+// every pending timer, the longest-running first (by Max). Counts are exact; times are
+// sampled, as glibloop.CallbackStats describes.
 func (c *Context) CallbackStats() []glibloop.CallbackStats {
 	var out []glibloop.CallbackStats
 	c.bhMu.Lock()

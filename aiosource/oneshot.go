@@ -1,6 +1,10 @@
 package aiosource
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/glibaio/glibaio/internal/watch"
+)
 
 // Oneshot BHs (aio_bh_schedule_oneshot) go through a bounded ring instead of a BH node
 // each: QEMU allocates and frees a QEMUBH per oneshot, which in Go would mean a heap
@@ -145,19 +149,20 @@ func (c *Context) runOneshots(limit uint64) bool {
 	if !ok {
 		return false
 	}
-	st := c.slot.Begin(c.oneshotWP)
+	var st watch.State
+	c.slot.Enter(&st, c.oneshotWP)
 	finished := false
 	defer func() {
 		if finished {
-			c.slot.Restore(st)
+			c.slot.Restore(&st)
 		} else {
-			c.slot.End(st) // a callback panicked: count its time
+			c.slot.Leave(&st) // a callback panicked: count its time
 		}
 	}()
 	for ok {
 		c.stats.bhs.Add(1)
 		fn()
-		st = c.slot.Lap(st)
+		c.slot.Lap(&st)
 		fn, ok = next()
 	}
 	finished = true

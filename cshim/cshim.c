@@ -39,6 +39,7 @@ void cshim_put_panic(uintptr_t h) { cshim_panic = h; }
 
 /* ---- Go-defined sources ---------------------------------------------------------- */
 
+/* A Go-defined source's key (cshim.h); the idle source keeps a callback id there. */
 #define HANDLE(s) (((cshim_source *)(s))->handle)
 
 static gboolean tramp_prepare(GSource *s, gint *timeout)
@@ -61,8 +62,8 @@ static gboolean tramp_dispatch(GSource *s, GSourceFunc cb, gpointer data)
 
 static void tramp_finalize(GSource *s)
 {
-	/* Runs on whichever thread dropped the last reference. The handle is cleared first
-	 * so nothing can reach the Go state once it is being released. */
+	/* Runs on whichever thread dropped the last reference (g_source_unref_internal). The
+	 * key is cleared first so nothing can reach the Go state once it is being released. */
 	uintptr_t h = HANDLE(s);
 	HANDLE(s) = 0;
 	if (h)
@@ -79,11 +80,11 @@ static GSourceFuncs cshim_funcs[4] = {
 	{tramp_prepare, tramp_check, tramp_dispatch, tramp_finalize, NULL, NULL},
 };
 
-GSource *cshim_source_new(uintptr_t handle, int has_prepare, int has_check)
+GSource *cshim_source_new(uintptr_t key, int has_prepare, int has_check)
 {
 	GSource *s = g_source_new(&cshim_funcs[(has_prepare ? 1 : 0) | (has_check ? 2 : 0)],
 				  sizeof(cshim_source));
-	HANDLE(s) = handle;
+	HANDLE(s) = key;
 	return s;
 }
 

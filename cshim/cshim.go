@@ -2,7 +2,8 @@
 // GLib call Go safely.
 //
 // It owns static C GSourceFuncs tables whose trampolines reach the Go state of a source
-// through a runtime/cgo.Handle stored in the C struct that extends GSource. It also
+// through a key stored in the C struct that extends GSource: an index into a Go-side
+// table and a generation that tells a stale key apart (registry.go). It also
 // provides the driver calls through which Go runs GLib code that may call back into Go
 // (Iteration, Unref, Destroy, the loop driver, ...): every trampoline recovers a Go panic
 // so that it never unwinds through GLib's frames, and the driver call that was waiting
@@ -29,16 +30,28 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/glibaio/glibaio/internal/watch"
 )
 
 // Source is the Go side of one Go-defined GSource: the functions its C trampolines
 // call. A nil Prepare or Check means GLib sees none (NULL in the GSourceFuncs), so the
-// C side answers as GLib does and never crosses into Go for it.
+// C side answers as GLib does and never crosses into Go for it. The fields a crossing
+// reads come first, so that they share a cache line; embedding the Source in the
+// object it belongs to, next to its Point, keeps a crossing's memory together.
 type Source struct {
+	key      uintptr                              // the key in the source table (registry.go); set once
+	Dispatch func() bool                          // false removes the source
 	Prepare  func() (ready bool, timeoutMS int32) // timeoutMS -1: no timeout
 	Check    func() bool
-	Dispatch func() bool // false removes the source
-	Finalize func()      // may be nil; runs once, on any thread
+
+	// Slot and Point, when both are set, bracket every Dispatch (a panicking one
+	// included) with the slot's Enter and Leave: the callback statistics of Point and
+	// the stall watchdog (internal/watch).
+	Slot  *watch.Slot
+	Point *watch.Point
+
+	Finalize func() // may be nil; runs once, on any thread
 	Describe func() string
 	Owner    any // the Go object the source belongs to (AdoptSource)
 
@@ -62,15 +75,18 @@ func ReleaseHandle(h cgo.Handle) {
 	liveHandles.Add(-1)
 }
 
-// LiveHandles reports how many handles made by NewHandle, and typed callbacks, are still
-// live. Tests use it to prove that sources and callbacks release everything they took.
-func LiveHandles() int64 { return liveHandles.Load() + registeredCallbacks() }
+// LiveHandles reports how many references from C to Go state are still live: the keys
+// of Go-defined sources not yet finalized, typed callbacks not yet released, and handles
+// made by NewHandle (stored panics). Tests use it to prove that sources and callbacks
+// release everything they took.
+func LiveHandles() int64 { return liveHandles.Load() + registeredCallbacks() + liveSources() }
 
 // NewSource creates a GSource (one reference, owned by the caller) whose callbacks are
-// src's functions, reached through a cgo.Handle that the finalize trampoline releases.
+// src's functions, reached through a key in the source table that the finalize
+// trampoline releases. src must not be used for another source.
 func NewSource(src *Source) unsafe.Pointer {
-	h := NewHandle(src)
-	return unsafe.Pointer(C.cshim_source_new(C.uintptr_t(h), cbool(src.Prepare != nil), cbool(src.Check != nil)))
+	key := newSourceKey(src)
+	return unsafe.Pointer(C.cshim_source_new(C.uintptr_t(key), cbool(src.Prepare != nil), cbool(src.Check != nil)))
 }
 
 // AdoptSource returns the Owner of a Go-defined GSource (NewSource, NewReactor), or nil
@@ -80,11 +96,10 @@ func NewSource(src *Source) unsafe.Pointer {
 // source's Finalize. A reactor's source gets its Go wrapper this way, from the package
 // that owns the wrapper type.
 func AdoptSource(gsrc unsafe.Pointer, adopt func() (owner any, finalized func())) any {
-	h := cgo.Handle(C.cshim_source_handle((*C.GSource)(gsrc)))
-	if h == 0 {
-		return nil
+	s := lookupSource(uintptr(C.cshim_source_handle((*C.GSource)(gsrc))))
+	if s == nil {
+		return nil // not Go-defined, or finalized (its key is 0)
 	}
-	s := h.Value().(*Source)
 	adoptMu.Lock()
 	defer adoptMu.Unlock()
 	if s.Owner == nil {
@@ -100,62 +115,108 @@ func cbool(b bool) C.int {
 	return 0
 }
 
-func handler(h C.uintptr_t) *Source {
-	return cgo.Handle(h).Value().(*Source)
-}
+// The trampolines below are what cshim.c's GSourceFuncs call, with the key that the
+// source's C struct carries. Each recovers a panic of the Go callback (deliver), so that
+// it never unwinds through GLib. A key that resolves to no live source means C holds a
+// key that outlived its source (GLib finalizes a source once and frees it after, so only
+// a use after free can do it): that is reported as a panic, and the source answers as
+// one that is not ready and removes itself, never reaching another source's state.
 
 //export cshimSourcePrepare
-func cshimSourcePrepare(h C.uintptr_t, timeout *C.gint) (ready C.gboolean) {
-	s := handler(h)
-	defer func() {
-		if r := recover(); r != nil {
-			deliver(r, "Prepare", s.Describe)
-			ready = 0 // *timeout keeps GLib's -1
-		}
-	}()
-	ok, t := s.Prepare()
-	*timeout = C.gint(t)
-	if ok {
-		return 1
+func cshimSourcePrepare(key C.uintptr_t, timeout *C.gint) C.gboolean {
+	ready, t := sourcePrepare(uintptr(key))
+	if t != -1 {
+		*timeout = C.gint(t) // GLib preset -1
 	}
-	return 0
+	return gboolean(ready)
 }
 
 //export cshimSourceCheck
-func cshimSourceCheck(h C.uintptr_t) (ready C.gboolean) {
-	s := handler(h)
-	defer func() {
-		if r := recover(); r != nil {
-			deliver(r, "Check", s.Describe)
-			ready = 0
-		}
-	}()
-	if s.Check() {
-		return 1
-	}
-	return 0
-}
+func cshimSourceCheck(key C.uintptr_t) C.gboolean { return gboolean(sourceCheck(uintptr(key))) }
 
 //export cshimSourceDispatch
-func cshimSourceDispatch(h C.uintptr_t) (keep C.gboolean) {
-	s := handler(h)
-	defer func() {
-		if r := recover(); r != nil {
-			deliver(r, "Dispatch", s.Describe)
-			keep = 1 // a panic does not remove the source
-		}
-	}()
-	if s.Dispatch() {
-		return 1
-	}
-	return 0
+func cshimSourceDispatch(key C.uintptr_t) C.gboolean {
+	return gboolean(sourceDispatch(uintptr(key)))
 }
 
 //export cshimSourceFinalize
-func cshimSourceFinalize(h C.uintptr_t) {
-	s := handler(h)
+func cshimSourceFinalize(key C.uintptr_t) { sourceFinalize(uintptr(key)) }
+
+func gboolean(b bool) C.gboolean {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// staleKey reports a trampoline's key that resolves to no live source.
+func staleKey(key uintptr, callback string) {
+	deliver(fmt.Sprintf("cshim: GLib called %s of a Go-defined GSource whose key %#x is stale "+
+		"(index %d, generation %d): its Go state was already released", callback, key,
+		key&keyIndexMask, key>>keyIndexBits), callback+" of a Go-defined GSource with a stale key", nil)
+}
+
+// sourcePrepare runs GSourceFuncs.prepare: timeoutMS -1 means none.
+func sourcePrepare(key uintptr) (ready bool, timeoutMS int32) {
+	s := lookupSource(key)
+	if s == nil {
+		staleKey(key, "Prepare")
+		return false, -1
+	}
 	defer func() {
-		ReleaseHandle(cgo.Handle(h))
+		if r := recover(); r != nil {
+			deliver(r, "Prepare", s.Describe)
+			ready, timeoutMS = false, -1
+		}
+	}()
+	return s.Prepare()
+}
+
+// sourceCheck runs GSourceFuncs.check.
+func sourceCheck(key uintptr) (ready bool) {
+	s := lookupSource(key)
+	if s == nil {
+		staleKey(key, "Check")
+		return false
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			deliver(r, "Check", s.Describe)
+			ready = false
+		}
+	}()
+	return s.Check()
+}
+
+// sourceDispatch runs GSourceFuncs.dispatch: false removes the source.
+func sourceDispatch(key uintptr) (keep bool) {
+	s := lookupSource(key)
+	if s == nil {
+		staleKey(key, "Dispatch")
+		return false
+	}
+	var st watch.State // in place: the deferred Leave reads it through a pointer
+	defer func() {
+		s.Slot.Leave(&st)
+		if r := recover(); r != nil {
+			deliver(r, "Dispatch", s.Describe)
+			keep = true // a panic does not remove the source
+		}
+	}()
+	s.Slot.Enter(&st, s.Point)
+	return s.Dispatch()
+}
+
+// sourceFinalize runs GSourceFuncs.finalize, once, on any thread; C has cleared its
+// copy of the key. The key is released even if a finalizer panics.
+func sourceFinalize(key uintptr) {
+	s := lookupSource(key)
+	if s == nil {
+		staleKey(key, "Finalize")
+		return
+	}
+	defer func() {
+		releaseSourceKey(key)
 		if r := recover(); r != nil {
 			deliver(r, "Finalize", s.Describe)
 		}

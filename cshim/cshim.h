@@ -1,7 +1,7 @@
 /* cshim: the C half of glibaio's Go-defined GSources.
  *
  * Everything GLib calls back into lives here: the static GSourceFuncs tables whose
- * trampolines reach Go through a runtime/cgo.Handle, the callback cell used by the
+ * trampolines reach Go through a source key, the callback cell used by the
  * typed idle/timeout/unix-fd helpers, and the "driver" wrappers through which Go runs
  * GLib code that may call back into Go (iteration, unref, destroy, ...). The wrappers
  * count how deep Go drives on this thread and hand back any panic that a trampoline
@@ -16,14 +16,18 @@
 #include <glib-unix.h>
 #include <stdint.h>
 
-/* cshim_source extends GSource with the handle of its Go state. */
+/* cshim_source extends GSource with the key of its Go state in the Go-side source table
+ * (registry.go): an index and a generation, which the Go side checks on every lookup, so
+ * a key that outlived its source never reaches the source that reuses its index. It is
+ * an integer, not a runtime/cgo.Handle and never a Go pointer. The finalize trampoline
+ * clears it, then the Go side releases it. (The field keeps its old name, handle.) */
 typedef struct {
 	GSource base;
-	uintptr_t handle; /* runtime/cgo.Handle; released by the finalize trampoline */
+	uintptr_t handle; /* the source key; 0 once finalized */
 } cshim_source;
 
-GSource *cshim_source_new(uintptr_t handle, int has_prepare, int has_check);
-uintptr_t cshim_source_handle(GSource *s);
+GSource *cshim_source_new(uintptr_t key, int has_prepare, int has_check);
+uintptr_t cshim_source_handle(GSource *s); /* the key of a Go-defined source, else 0 */
 int cshim_source_is_go(GSource *s);
 
 /* Result of a driver wrapper: GLib's return value and the handle of a panic that a

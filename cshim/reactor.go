@@ -46,10 +46,10 @@ type Reactor struct {
 // dispatch calls src.Dispatch; src.Prepare and src.Check are ignored (they are in C).
 func NewReactor(src *Source) (*Reactor, error) {
 	w := C.cshim_reactor_words_new()
-	h := NewHandle(src)
-	r, err := C.cshim_reactor_new(C.uintptr_t(h), w)
+	key := newSourceKey(src)
+	r, err := C.cshim_reactor_new(C.uintptr_t(key), w)
 	if r == nil {
-		ReleaseHandle(h)
+		releaseSourceKey(key)
 		C.cshim_reactor_words_free(w)
 		return nil, err
 	}

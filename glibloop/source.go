@@ -57,6 +57,13 @@ func (t FDTag) IsZero() bool { return t.p == nil }
 // Source is a GSource. Sources made by NewSource run Go callbacks; all methods are safe
 // from any goroutine and are no-ops once GLib has finalized the source.
 type Source struct {
+	// What a crossing from C reads, together in one allocation (NewSource): the state
+	// cshim's trampolines reach by the source's key, and Dispatch's statistics.
+	cs    cshim.Source
+	point watch.Point
+	slot  watch.Slot   // the Dispatch running now, for the stall watchdog
+	wp    *watch.Point // &point for sources made by NewSource; nil for others
+
 	ptr   unsafe.Pointer // *C.GSource, accessed atomically; nil once finalized
 	funcs SourceFuncs
 	fin   SourceFinalizer
@@ -65,9 +72,6 @@ type Source struct {
 	mu     sync.Mutex
 	tags   map[FDTag]struct{} // unix fds added and not removed
 	parent *Source            // set while this is a child source
-
-	slot watch.Slot   // the Dispatch running now, for the stall watchdog
-	wp   *watch.Point // Dispatch's statistics
 }
 
 // NewSource creates a GSource whose callbacks are f's methods. The caller owns the one
@@ -79,30 +83,30 @@ func NewSource(f SourceFuncs) *Source {
 		panic("glibloop: NewSource: nil SourceFuncs")
 	}
 	s := &Source{funcs: f}
-	s.wp = watch.NewPoint("source dispatch", fmt.Sprintf("%T", f), nil)
-	s.wp.SetPC(methodPC(f))
+	s.point.Init("source dispatch", fmt.Sprintf("%T", f), nil)
+	s.point.SetPC(methodPC(f))
+	s.wp = &s.point
 	watch.Register(&s.slot)
-	cs := &cshim.Source{
-		Dispatch: func() bool {
-			st := s.slot.Begin(s.wp)
-			defer s.slot.End(st)
-			return f.Dispatch(s)
-		},
+	s.cs = cshim.Source{
+		// cshim times each call on the slot, a panicking one included.
+		Dispatch: func() bool { return f.Dispatch(s) },
+		Slot:     &s.slot,
+		Point:    &s.point,
 		Finalize: s.finalize,
 		Describe: func() string { return fmt.Sprintf("source %q (%T)", s.Name(), f) },
 		Owner:    s,
 	}
 	if p, ok := f.(SourcePreparer); ok {
-		cs.Prepare = func() (bool, int32) {
+		s.cs.Prepare = func() (bool, int32) {
 			ready, timeout := p.Prepare(s)
 			return ready, timeoutMS(timeout)
 		}
 	}
 	if c, ok := f.(SourceChecker); ok {
-		cs.Check = func() bool { return c.Check(s) }
+		s.cs.Check = func() bool { return c.Check(s) }
 	}
 	s.fin, _ = f.(SourceFinalizer)
-	s.ptr = cshim.NewSource(cs)
+	s.ptr = cshim.NewSource(&s.cs)
 	return s
 }
 
@@ -413,8 +417,9 @@ func gbool(b bool) C.gboolean {
 	return 0
 }
 
-// DispatchStats returns the statistics of the source's Dispatch calls (Go-defined
-// sources only): how many, and their total and longest time.
+// DispatchStats returns the statistics of the source's Dispatch calls (sources made by
+// NewSource only): how many (exact), their total time (estimated from sampled calls)
+// and the longest timed one; see CallbackStats.
 func (s *Source) DispatchStats() CallbackStats {
 	if s.wp == nil {
 		return CallbackStats{}

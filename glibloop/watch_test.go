@@ -116,3 +116,91 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.b.Write(p)
 }
+
+// phasedSource is ready at every iteration; its Dispatch returns at once until stall is
+// set, then stalls as stallSource does, or panics when boom is set.
+type phasedSource struct {
+	stallSource
+	stall, boom atomic.Bool
+}
+
+func (s *phasedSource) Dispatch(src *glibloop.Source) bool {
+	switch {
+	case s.boom.Load():
+		panic("boom")
+	case s.stall.Load():
+		s.stallSource.Dispatch(src)
+	}
+	return true
+}
+
+// A fast source's dispatches are timed by sampling after its first calls, but their
+// count stays exact, and the watchdog still names the source when a later dispatch
+// stalls, while it runs: it does not depend on which calls the sampling times. The
+// stalled call is timed (every call is while the watchdog runs), so it is the Max.
+func TestStallWatchdogSampledSource(t *testing.T) {
+	leakcheck.Handles(t)
+	c := testutil.NewContext(t)
+	stalls := make(chan glibloop.Stall, 4)
+	ps := &phasedSource{}
+	ps.stallSource = stallSource{d: 150 * time.Millisecond, seen: func() bool { return len(stalls) > 0 }}
+	s := glibloop.NewSource(ps)
+	s.SetName("fast then stuck")
+	s.Attach(c)
+	defer func() { s.Destroy(); s.Unref() }()
+
+	const fast = 5000 // far past the calls that are all timed
+	for i := 0; i < fast; i++ {
+		c.Iteration(false)
+	}
+	ds := s.DispatchStats()
+	if ds.Count != fast || ds.Total <= 0 || ds.Max <= 0 || ds.Max > 100*time.Millisecond {
+		t.Fatalf("after %d fast dispatches: %+v", fast, ds)
+	}
+
+	glibloop.SetStallWatchdog(20*time.Millisecond, func(s glibloop.Stall) { stalls <- s })
+	defer glibloop.SetStallWatchdog(0, nil)
+	ps.stall.Store(true)
+	returned := make(chan struct{})
+	go func() { c.Iteration(false); close(returned) }()
+	<-returned
+	if !ps.returnedSeen.Load() {
+		t.Fatal("no stall was reported while the sampled source's dispatch ran (10 s)")
+	}
+	st := <-stalls
+	if st.Kind != "source dispatch" || st.Name != "fast then stuck" || st.Duration < 20*time.Millisecond ||
+		!strings.Contains(string(st.Stack), "phasedSource).Dispatch") {
+		t.Fatalf("stall %+v", st)
+	}
+	ds = s.DispatchStats()
+	if ds.Count != fast+1 || ds.Max < 150*time.Millisecond {
+		t.Fatalf("after the stall: %+v", ds)
+	}
+}
+
+// A Dispatch that panics is counted, and the watchdog stops seeing it once the panic
+// has left GLib: it never reports a callback that is no longer running.
+func TestStallWatchdogAfterPanic(t *testing.T) {
+	leakcheck.Handles(t)
+	c := testutil.NewContext(t)
+	stalls := make(chan glibloop.Stall, 4)
+	glibloop.SetStallWatchdog(10*time.Millisecond, func(s glibloop.Stall) { stalls <- s })
+	defer glibloop.SetStallWatchdog(0, nil)
+	ps := &phasedSource{}
+	ps.boom.Store(true)
+	s := glibloop.NewSource(ps)
+	s.SetName("panics")
+	s.Attach(c)
+	defer func() { s.Destroy(); s.Unref() }()
+	if pe := catch(t, func() { c.Iteration(false) }); pe == nil {
+		t.Fatal("the panic was not raised from Iteration")
+	}
+	select {
+	case st := <-stalls:
+		t.Fatalf("a stall was reported after the panicking dispatch returned: %+v", st)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if ds := s.DispatchStats(); ds.Count != 1 {
+		t.Fatalf("dispatch stats after a panic: %+v", ds)
+	}
+}

@@ -7,6 +7,7 @@ package watch
 import (
 	"bytes"
 	"log/slog"
+	"math/rand/v2"
 	"runtime"
 	"sort"
 	"strings"
@@ -18,12 +19,34 @@ import (
 )
 
 // Every callback a loop runs (a Go source's Dispatch; in aiosource, each BH, fd
-// handler and timer) is bracketed by Begin and End on the Slot of the loop that runs
-// it. That records per-callback statistics (count, total and maximum time) on its
-// Point, and lets the watchdog goroutine, when enabled, see a callback that has been
-// running for longer than the threshold while it still runs: it reports its kind, name
-// and duration and the stack of the goroutine stuck in it. That answers the first
-// question of GTK users: what froze my UI?
+// handler and timer) is bracketed by Enter and Leave on the Slot of the loop that runs
+// it. That records per-callback statistics on its Point, and lets the watchdog
+// goroutine, when enabled, see a callback that has been running for longer than the
+// threshold while it still runs: it reports its kind, name and duration and the stack
+// of the goroutine stuck in it. That answers the first question of GTK users: what
+// froze my UI?
+//
+// Counting is exact: every call that returns or panics is counted. Timing is sampled,
+// because a clock read costs about as much as the crossing from C into Go that a source
+// callback is made of (about 30 ns each here, two per timed call). A call is timed when
+//
+//   - it is among the first warmupCalls calls of its point, or
+//   - the stall watchdog is running (it needs each call's start anyway), or
+//   - the point's previous timed call took slowNS or more (a callback whose calls are
+//     that long is timed on every call, for a cost under 2%), or
+//   - it is the sample that the previous timed call drew: 1 to maxGap calls later,
+//     uniformly at random (a mean of 32), so a periodic pattern of fast and slow calls
+//     cannot hide from the samples.
+//
+// Each timed call stands for the calls since the previous one (its weight), so Total is
+// estimated as the sum of duration × weight, scaled to Count; it is exact when every
+// call was timed. Max is the longest timed call.
+
+const (
+	warmupCalls = 64
+	slowNS      = 4000
+	maxGap      = 63
+)
 
 // Nanotime returns CLOCK_MONOTONIC in ns through the vDSO, as the runtime reads it: the
 // clock of timerfds and of QEMU's host and realtime timer clocks here.
@@ -34,21 +57,33 @@ func Nanotime() int64
 // Point names one callback and accumulates its statistics. Make it once per
 // callback (per BH, fd handler, timer or source), not per call.
 type Point struct {
+	count      atomic.Int64 // calls that returned or panicked
+	next       atomic.Int64 // a call begun when count is at least next is timed
+	lastTimed  atomic.Int64 // count when the last timed call returned: the calls the timed ones stand for
+	weightedNS atomic.Int64 // the sum of each timed call's duration × the calls it stands for
+	maxNS      atomic.Int64 // the longest timed call
+
 	kind string
 	name atomic.Pointer[string]
 	pc   atomic.Uintptr // the callback's code, to find its goroutine in a stack dump
-
-	count, totalNS, maxNS atomic.Int64
 }
 
 // NewPoint makes a Point of a kind ("BH", "fd handler", "timer", "source
 // dispatch", ...) and name (BH name, "fd 7 read", source name, ...) for callback fn (any
 // func value, or nil).
 func NewPoint(kind, name string, fn any) *Point {
-	p := &Point{kind: kind}
+	p := new(Point)
+	p.Init(kind, name, fn)
+	return p
+}
+
+// Init is NewPoint for a Point embedded in another object (which keeps a callback's
+// statistics in the same allocation as the state its calls read). Call it once, before
+// the point is used.
+func (p *Point) Init(kind, name string, fn any) {
+	p.kind = kind
 	p.name.Store(&name)
 	p.SetFunc(fn)
-	return p
 }
 
 // SetFunc changes the callback the point stands for, keeping its statistics (a handler
@@ -101,25 +136,76 @@ type Stats struct {
 	Total, Max time.Duration
 }
 
-// Stats returns the point's statistics.
+// Stats returns the point's statistics: Count exact, Total estimated from the timed
+// calls (exact when all were timed), Max the longest timed call.
 func (p *Point) Stats() Stats {
-	return Stats{Kind: p.kind, Name: p.Name(), Count: p.count.Load(),
-		Total: time.Duration(p.totalNS.Load()), Max: time.Duration(p.maxNS.Load())}
+	count, stood, wns := p.count.Load(), p.lastTimed.Load(), p.weightedNS.Load()
+	total := wns
+	if stood > 0 && stood != count {
+		total = int64(float64(wns) / float64(stood) * float64(count))
+	}
+	return Stats{Kind: p.kind, Name: p.Name(), Count: count,
+		Total: time.Duration(total), Max: time.Duration(p.maxNS.Load())}
+}
+
+// How a call is timed (State.timing).
+const (
+	untimed     = iota
+	timedAll    // warm-up, a slow point, or the watchdog: the next call's timing is unchanged
+	timedSample // the drawn sample: it draws the next one
+)
+
+// timing decides whether the call that begins now is timed.
+func (p *Point) timing() uint8 {
+	n := p.count.Load()
+	switch {
+	case n < warmupCalls:
+		return timedAll
+	case n >= p.next.Load():
+		return timedSample
+	}
+	return untimed
+}
+
+// done records a call that returned: its duration d if it was timed.
+func (p *Point) done(timing uint8, d int64) {
+	c := p.count.Add(1)
+	if timing == untimed {
+		return
+	}
+	w := c - p.lastTimed.Load()
+	p.lastTimed.Store(c)
+	p.weightedNS.Add(d * w)
+	for {
+		m := p.maxNS.Load()
+		if d <= m || p.maxNS.CompareAndSwap(m, d) {
+			break
+		}
+	}
+	switch {
+	case d >= slowNS:
+		p.next.Store(c) // time the next call too
+	case timing == timedSample:
+		p.next.Store(c + rand.Int64N(maxGap))
+	}
 }
 
 // Slot tracks the callback running on one loop; nested callbacks (a nested
-// Poll or iteration) stack up through the values Begin returns.
+// Poll or iteration) stack up through their States.
 type Slot struct {
-	start    atomic.Int64 // nanotime at Begin; 0 while no callback runs
-	what     atomic.Pointer[Point]
-	reported atomic.Int64 // the start time of the call already reported
+	start    atomic.Int64          // nanotime at Enter; 0 while no callback runs (watchdog on only)
+	what     atomic.Pointer[Point] // the callback running since start; the last one while start is 0
+	reported atomic.Int64          // the start time of the call already reported
 }
 
-// State is what Begin returns and End restores.
+// State is one running callback's record, from Enter to Leave.
 type State struct {
-	start int64 // -1: statistics off; -2: watchdog off, statistics only
-	what  *Point
-	begun int64
+	p       *Point // nil: statistics off
+	begun   int64  // Nanotime at Enter (or the last Lap) when timed
+	timing  uint8
+	watched bool // published on the slot for the watchdog: End restores the previous
+	prevP   *Point
+	prevAt  int64
 }
 
 var callbackStats atomic.Bool
@@ -130,81 +216,100 @@ var watching atomic.Bool
 
 func init() { callbackStats.Store(true) }
 
-// SetEnabled turns the per-callback timing (statistics and watchdog) on or off for the
-// whole process; it is on by default and costs two clock reads per callback.
+// SetEnabled turns the per-callback statistics and the watchdog on or off for the whole
+// process; it is on by default. A call costs an atomic add, and two clock reads when it
+// is timed (see the sampling rules above).
 func SetEnabled(on bool) { callbackStats.Store(on) }
 
-// Begin records that p starts on this slot.
-func (s *Slot) Begin(p *Point) State {
-	if !callbackStats.Load() {
-		return State{start: -1}
-	}
-	now := Nanotime()
-	if !watching.Load() {
-		return State{start: -2, what: p, begun: now}
-	}
-	prev := State{start: s.start.Load(), what: s.what.Load(), begun: now}
-	s.what.Store(p)
-	s.start.Store(now)
-	return prev
-}
-
-// End records that the callback begun with Begin returned (or panicked), and restores
-// the enclosing one.
-func (s *Slot) End(prev State) {
-	if prev.start == -1 {
+// Enter records that p starts on this slot, in a State that the caller keeps in place
+// until the matching Leave (a local that a deferred Leave reads through a pointer, say):
+// the State is never copied on a hot path, because a copy of a struct just written field
+// by field stalls the CPU's store forwarding. st must be the zero State. A nil s or p
+// records nothing.
+func (s *Slot) Enter(st *State, p *Point) {
+	if s == nil || p == nil || !callbackStats.Load() {
 		return
 	}
-	s.running(prev).record(Nanotime() - prev.begun)
-	s.Restore(prev)
+	st.p = p
+	if watching.Load() {
+		now := Nanotime()
+		st.begun, st.timing, st.watched = now, timedAll, true
+		if st.prevAt = s.start.Load(); st.prevAt != 0 {
+			st.prevP = s.what.Load() // a nested callback: Restore puts the outer one back
+		}
+		s.publish(p, now)
+		return
+	}
+	if st.timing = p.timing(); st.timing != untimed {
+		st.begun = Nanotime()
+	}
 }
 
-// Lap records that the callback begun with Begin (or the last Lap) returned and that
+// Leave records that the callback begun with Enter returned (or panicked), and
+// restores the enclosing one.
+func (s *Slot) Leave(st *State) {
+	if st.p == nil {
+		return
+	}
+	var d int64
+	if st.timing != untimed {
+		d = Nanotime() - st.begun
+	}
+	st.p.done(st.timing, d)
+	s.Restore(st)
+}
+
+// Lap records that the callback begun with Enter (or the last Lap) returned and that
 // the next one for the same point starts now. A run of callbacks of one point, such as
-// a batch of oneshot BHs, reads the clock once per callback instead of twice. End the
-// run with Restore, or with End if a callback panicked.
-func (s *Slot) Lap(prev State) State {
-	if prev.start == -1 {
-		return prev
-	}
-	now := Nanotime()
-	s.running(prev).record(now - prev.begun)
-	if prev.start != -2 {
-		s.start.Store(now) // the watchdog times the next callback from here
-	}
-	prev.begun = now
-	return prev
-}
-
-// Restore restores the callback that ran before Begin, recording nothing.
-func (s *Slot) Restore(prev State) {
-	if prev.start < 0 {
-		return
-	}
-	s.what.Store(prev.what)
-	s.start.Store(prev.start)
-}
-
-// running returns the point begun with the Begin that returned prev.
-func (s *Slot) running(prev State) *Point {
-	if prev.start == -2 {
-		return prev.what // watchdog off: Begin kept it in prev
-	}
-	return s.what.Load()
-}
-
-func (p *Point) record(d int64) {
+// a batch of oneshot BHs, reads the clock at most once per callback instead of twice.
+// End the run with Restore, or with Leave if a callback panicked.
+func (s *Slot) Lap(st *State) {
+	p := st.p
 	if p == nil {
 		return
 	}
-	p.count.Add(1)
-	p.totalNS.Add(d)
-	for {
-		m := p.maxNS.Load()
-		if d <= m || p.maxNS.CompareAndSwap(m, d) {
+	var now int64
+	if st.timing != untimed {
+		now = Nanotime()
+		p.done(st.timing, now-st.begun)
+	} else {
+		p.done(untimed, 0)
+	}
+	if !st.watched {
+		if st.timing = p.timing(); st.timing == untimed {
 			return
 		}
 	}
+	if now == 0 {
+		now = Nanotime()
+	}
+	st.begun = now
+	if st.watched {
+		s.start.Store(now) // the watchdog times the next callback from here
+	}
+}
+
+// Restore restores the callback that ran before Enter, recording nothing.
+func (s *Slot) Restore(st *State) {
+	if !st.watched {
+		return
+	}
+	if st.prevAt == 0 {
+		s.start.Store(0) // nothing runs now; what is ignored
+		return
+	}
+	s.publish(st.prevP, st.prevAt)
+}
+
+// publish shows the watchdog that p runs since start. A slot is read as start, then
+// what; start 0 means that nothing runs, whatever what holds, so what is written (before
+// start) only when it changes: a loop that runs the same callback again and again, or
+// one at a time, pays one atomic store per Enter and Leave, not two.
+func (s *Slot) publish(p *Point, start int64) {
+	if s.what.Load() != p {
+		s.what.Store(p)
+	}
+	s.start.Store(start)
 }
 
 // Stall is one report of the watchdog: a callback that has run longer than the
