@@ -42,3 +42,59 @@ func BenchmarkDispatchPath(b *testing.B) {
 		b.Fatal("the handler never ran")
 	}
 }
+
+// A BH pass looks at the BH list only when the ready word says work was queued, or a
+// slice is left over: every way of queueing a BH sets the word after the push. This
+// checks both halves of that contract: a push whose ready bit is not set yet waits for
+// the pass after the bit (it is mid-enqueue), and every public way of queueing sets it.
+func TestBHPassNeedsReadyWord(t *testing.T) {
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ran := 0
+	b := c.NewBH("raw", func() { ran++ })
+	defer b.Delete()
+	// A producer between its push and its SetReady.
+	b.flags.Or(bhPending | bhScheduled)
+	b.next = c.bhList.Load()
+	c.bhList.Store(b)
+	if c.Poll(false) || ran != 0 {
+		t.Fatal("a pass took a BH whose enqueue had not set the ready word yet")
+	}
+	c.r.SetReady(reactor.ReadyNow) // the producer finishes
+	if !c.Poll(false) || ran != 1 {
+		t.Fatalf("the pass after the ready word was set ran the BH %d times, want 1", ran)
+	}
+	for name, queue := range map[string]func(){
+		"Schedule":        b.Schedule,
+		"ScheduleIdle":    b.ScheduleIdle,
+		"ScheduleOneshot": func() { c.ScheduleOneshot(func() { ran++ }) },
+	} {
+		if c.r.Ready() != 0 {
+			t.Fatalf("before %s: ready word %#x, want 0", name, c.r.Ready())
+		}
+		before := ran
+		queue()
+		if c.r.Ready() == 0 {
+			t.Fatalf("%s left the ready word clear", name)
+		}
+		c.Poll(false)
+		if ran != before+1 {
+			t.Fatalf("%s: the BH ran %d times in the next pass, want 1", name, ran-before)
+		}
+	}
+	// Delete queues the BH too (to free it): the word is set, and the pass clears it.
+	d := c.NewBH("deleted", func() { t.Fatal("a deleted BH ran") })
+	d.Delete()
+	if c.r.Ready() == 0 {
+		t.Fatal("Delete left the ready word clear")
+	}
+	c.Poll(false)
+	if c.bhList.Load() != nil || len(c.slices) != 0 {
+		t.Fatal("a pass after Delete left the BH queued")
+	}
+}

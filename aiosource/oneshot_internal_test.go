@@ -106,6 +106,7 @@ func TestOneshotRingStallBoundsTheTail(t *testing.T) {
 			t.Fatalf("push %d failed before the ring was full", i)
 		}
 	}
+	c.r.SetReady(reactor.ReadyNow) // published, as ScheduleOneshot does after its push
 	for c.Poll(false) {
 	}
 	if n != oneshotRingSize-1 {
@@ -121,6 +122,7 @@ func TestOneshotRingStallBoundsTheTail(t *testing.T) {
 	if !c.oneshots.push(func() { n++ }) {
 		t.Fatal("the ring stayed full after the stalled slot ran")
 	}
+	c.r.SetReady(reactor.ReadyNow)
 	for c.Poll(false) {
 	}
 	if n != oneshotRingSize {

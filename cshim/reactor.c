@@ -102,15 +102,22 @@ static gboolean reactor_prepare(GSource *s, gint *timeout)
 	return FALSE;
 }
 
-/* GLib's check: clear bit 0 (release: the timeout was computed before), accept the
- * notification (a full barrier, so the reads of queued work that follow cannot move
- * above it), and report queued work. Any of the source's unix fds polled readable makes
- * it ready too: g_main_context_check sees to that. */
+/* GLib's check: clear bit 0, accept the notification and report queued work. Any of the
+ * source's unix fds polled readable makes it ready too: g_main_context_check sees to
+ * that.
+ *
+ * Clearing bit 0 is a sequentially consistent read-modify-write: the full barrier that
+ * keeps the reads of queued work below from moving above the accept. The accept then
+ * writes kicked only when a Notify set it: the usual iteration, woken by an fd or a
+ * timer, costs one locked instruction here, not two. A Notify that sets it after the
+ * load is not lost: it stays set (the next blocking Poll returns at once, as after any
+ * Notify), and its work is seen through the ready word, read after the barrier. */
 static gboolean reactor_check(GSource *s)
 {
 	cshim_reactor *r = REACTOR(s);
-	__atomic_fetch_and(&r->w->waiting, ~1u, __ATOMIC_RELEASE);
-	__atomic_store_n(&r->w->kicked, 0, __ATOMIC_SEQ_CST);
+	__atomic_fetch_and(&r->w->waiting, ~1u, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&r->w->kicked, __ATOMIC_SEQ_CST))
+		__atomic_store_n(&r->w->kicked, 0, __ATOMIC_SEQ_CST);
 	return __atomic_load_n(&r->w->ready, __ATOMIC_SEQ_CST) != 0;
 }
 

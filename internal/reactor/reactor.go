@@ -205,6 +205,13 @@ func (r *Reactor) SetReady(bits uint32) {
 	runtime.KeepAlive(r)
 }
 
+// Ready returns the ready bits.
+func (r *Reactor) Ready() uint32 {
+	v := r.c.Ready().Load()
+	runtime.KeepAlive(r)
+	return v
+}
+
 // TakeReady clears and returns the ready bits. A loop clears them before it takes its
 // queues, so work queued meanwhile sets them again.
 func (r *Reactor) TakeReady() uint32 {
