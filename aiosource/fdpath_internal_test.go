@@ -98,3 +98,31 @@ func TestBHPassNeedsReadyWord(t *testing.T) {
 		t.Fatal("a pass after Delete left the BH queued")
 	}
 }
+
+// BenchmarkOneshotDrain measures the loop's half of the oneshot flood: a pass that runs
+// 512 queued oneshots (queued with the timer stopped), per oneshot.
+func BenchmarkOneshotDrain(b *testing.B) {
+	c, err := New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ran := 0
+	fn := func() { ran++ }
+	const batch = 512
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		for range batch {
+			c.ScheduleOneshot(fn)
+		}
+		b.StartTimer()
+		c.Poll(false)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/oneshot")
+	if ran != b.N*batch {
+		b.Fatalf("%d ran, want %d", ran, b.N*batch)
+	}
+}

@@ -147,16 +147,19 @@ func (c *Context) runOneshots(limit uint64) bool {
 	}
 	st := c.slot.Begin(c.oneshotWP)
 	finished := false
+	ran := uint64(0) // counted in Stats once per run, not once per oneshot
 	defer func() {
+		c.stats.bhs.Add(ran)
 		if finished {
 			c.slot.Restore(st)
 		} else {
-			c.slot.End(st) // a callback panicked: count its time
+			c.stats.bhs.Add(1) // the one that panicked
+			c.slot.End(st)     // and its time
 		}
 	}()
 	for ok {
-		c.stats.bhs.Add(1)
 		fn()
+		ran++
 		st = c.slot.Lap(st)
 		fn, ok = next()
 	}
