@@ -135,8 +135,15 @@ func (t *thread) leaving() {
 func (t *thread) release() {
 	t.walks[len(t.walks)-1] = walkRec{}
 	t.walks = t.walks[:len(t.walks)-1]
-	if t.held.Add(-1) == 0 {
+	// The outermost: current is cleared before held's atomic operation, which orders it
+	// before the next goroutine's use of this record (the race detector sees no other
+	// order between goroutines that take turns on one thread).
+	last := t.held.Load() == 1
+	if last {
 		t.current = nil // left set only by a Goexit out of a coroutine
+	}
+	t.held.Add(-1)
+	if last {
 		runtime.UnlockOSThread()
 	}
 }
