@@ -20,6 +20,24 @@ typedef struct {
 
 static __thread spin_state spin;
 
+/* The longest spin in ns: CSHIM_SPIN_MAX_NS, or GLIBAIO_POLL_MAX_NS from the environment
+ * (read once; 0 turns spinning off, as QEMU's poll-max-ns=0). */
+static gint64 spin_max_ns(void)
+{
+	static gint64 max = -1;
+	gint64 m = __atomic_load_n(&max, __ATOMIC_RELAXED);
+	if (m < 0) {
+		const char *e = g_getenv("GLIBAIO_POLL_MAX_NS");
+		m = CSHIM_SPIN_MAX_NS;
+		if (e && *e) {
+			gint64 v = g_ascii_strtoll(e, NULL, 10);
+			m = CLAMP(v, 0, 1000000);
+		}
+		__atomic_store_n(&max, m, __ATOMIC_RELAXED);
+	}
+	return m;
+}
+
 
 static inline void cpu_relax(void)
 {
@@ -130,12 +148,13 @@ static int spin_for_work(GPollFD *fds, guint n, gint64 start, gint64 timeout_ns,
  * not end spinning, and an idle loop still stops spinning after a few waits. */
 static void adapt(gint64 block_ns)
 {
+	gint64 max = spin_max_ns();
 	if (block_ns <= spin.budget)
 		return; /* the sweet spot */
-	if (block_ns > CSHIM_SPIN_MAX_NS)
+	if (block_ns > max)
 		spin.budget = spin.budget / 2 >= CSHIM_SPIN_INITIAL_NS ? spin.budget / 2 : 0;
-	else if (spin.budget < CSHIM_SPIN_MAX_NS)
-		spin.budget = spin.budget ? MIN(spin.budget * 2, CSHIM_SPIN_MAX_NS) : CSHIM_SPIN_INITIAL_NS;
+	else if (spin.budget < max)
+		spin.budget = MIN(spin.budget ? spin.budget * 2 : CSHIM_SPIN_INITIAL_NS, max);
 }
 
 /* The spin, then the poll: the poll of any iteration in which a reactor's prepare noted
@@ -256,7 +275,7 @@ void cshim_spin_uninstall(GMainContext *c)
 }
 
 gint64 cshim_spin_budget(void) { return spin.budget; }
-void cshim_spin_set_budget(gint64 ns) { spin.budget = ns < 0 ? 0 : MIN(ns, CSHIM_SPIN_MAX_NS); }
+void cshim_spin_set_budget(gint64 ns) { spin.budget = ns < 0 ? 0 : MIN(ns, spin_max_ns()); }
 guint64 cshim_spin_hits(void) { return spin.hits; }
 
 int cshim_spin_installed(GMainContext *c) { return g_main_context_get_poll_func(c) == cshim_spin_poll; }

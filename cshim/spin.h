@@ -36,7 +36,8 @@
 #include "reactor.h"
 
 /* The longest spin: QEMU's default poll-max-ns for an IOThread (32 us). A spin longer
- * than about 20 us lets the Go runtime hand the loop's P away anyway. */
+ * than about 20 us lets the Go runtime hand the loop's P away anyway. The environment
+ * variable GLIBAIO_POLL_MAX_NS, read once, replaces it (0 to 1000000; 0: no spin). */
 #define CSHIM_SPIN_MAX_NS 32000
 /* where a budget grows from 0 (QEMU's first polling step) */
 #define CSHIM_SPIN_INITIAL_NS 4000
