@@ -15,10 +15,33 @@ import (
 	"github.com/glibaio/glibaio/internal/leakcheck"
 )
 
-// The first prepare of a context's reactor gives its GMainContext the spinning poll
-// function (cshim/spin.h), which the last context closed takes back: GLib's g_poll again.
+// spinOn turns the spinning poll on for the test (GLIBAIO_POLL_MAX_NS=32000).
+func spinOn(t *testing.T) {
+	old := cshim.SpinMax()
+	cshim.SetSpinMax(32000)
+	t.Cleanup(func() { cshim.SetSpinMax(old) })
+}
+
+// With GLIBAIO_POLL_MAX_NS set, the first prepare of a context's reactor gives its
+// GMainContext the spinning poll function (cshim/spin.h), which the last context closed
+// takes back: GLib's g_poll again. Unset (the default), nothing is installed.
 func TestSpinPollInstalledAndRestored(t *testing.T) {
 	leakcheck.Handles(t)
+	off := glibloop.NewMainContext()
+	defer off.Unref()
+	if cshim.SpinMax() == 0 {
+		c, err := aiosource.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Attach(off)
+		off.Iteration(false)
+		if cshim.SpinInstalled(off.Native()) {
+			t.Fatal("spinning is off, yet the poll function was replaced")
+		}
+		c.Close()
+	}
+	spinOn(t)
 	mc := glibloop.NewMainContext()
 	defer mc.Unref()
 	ml, err := aiosource.NewMainLoop(mc) // two contexts on mc: aio-context and io-handler
@@ -68,6 +91,7 @@ func TestSpinPollInstalledAndRestored(t *testing.T) {
 // there, and the context works as before.
 func TestSpinPollLeavesForeignPollFunc(t *testing.T) {
 	leakcheck.Handles(t)
+	spinOn(t)
 	mc := glibloop.NewMainContext()
 	defer mc.Unref()
 	cshim.SetForeignPollFunc(mc.Native())
@@ -101,6 +125,7 @@ func TestSpinPollLeavesForeignPollFunc(t *testing.T) {
 // iteration neither spins nor adapts.
 func TestSpinBudgetAdapts(t *testing.T) {
 	leakcheck.Handles(t)
+	spinOn(t)
 	mc := glibloop.NewMainContext()
 	defer mc.Unref()
 	c, err := aiosource.New()
@@ -157,6 +182,7 @@ func TestSpinBudgetAdapts(t *testing.T) {
 // at a random moment before, during or after the spin, must wake the blocking iteration.
 func TestSpinNoLostWakeups(t *testing.T) {
 	leakcheck.Handles(t)
+	spinOn(t)
 	mc := glibloop.NewMainContext()
 	defer mc.Unref()
 	c, err := aiosource.New()

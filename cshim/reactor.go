@@ -151,8 +151,16 @@ func (re *Reactor) SpinDetach() {
 // ns (0: they do not); SpinHits counts the spins that found work on it (tests).
 func SpinBudget() int64 { return int64(C.cshim_spin_budget()) }
 
-// SetSpinBudget sets the calling thread's spin budget (tests; at most the maximum, 32
-// us). The polls that follow adapt it as usual.
+// SpinMax returns the longest spin, in ns (0: spinning is off, the default). The
+// environment variable GLIBAIO_POLL_MAX_NS sets it, read once (0 to 1000000).
+func SpinMax() int64 { return int64(C.cshim_spin_max_ns()) }
+
+// SetSpinMax sets the longest spin, as GLIBAIO_POLL_MAX_NS would (tests). A reactor
+// decides at its first prepare whether its context gets the spinning poll function.
+func SetSpinMax(ns int64) { C.cshim_spin_set_max(C.gint64(ns)) }
+
+// SetSpinBudget sets the calling thread's spin budget (tests; at most SpinMax). The
+// polls that follow adapt it as usual.
 func SetSpinBudget(ns int64) { C.cshim_spin_set_budget(C.gint64(ns)) }
 
 // SpinHits: see SpinBudget.

@@ -20,23 +20,29 @@ typedef struct {
 
 static __thread spin_state spin;
 
-/* The longest spin in ns: CSHIM_SPIN_MAX_NS, or GLIBAIO_POLL_MAX_NS from the environment
- * (read once; 0 turns spinning off, as QEMU's poll-max-ns=0). */
-static gint64 spin_max_ns(void)
+/* The longest spin in ns: GLIBAIO_POLL_MAX_NS from the environment, read once (0 to
+ * 1000000; unset: 0, no spin, as QEMU's main loop), or what cshim_spin_set_max set. */
+static gint64 spin_max = -1;
+
+gint64 cshim_spin_max_ns(void)
 {
-	static gint64 max = -1;
-	gint64 m = __atomic_load_n(&max, __ATOMIC_RELAXED);
+	gint64 m = __atomic_load_n(&spin_max, __ATOMIC_RELAXED);
 	if (m < 0) {
 		const char *e = g_getenv("GLIBAIO_POLL_MAX_NS");
-		m = CSHIM_SPIN_MAX_NS;
+		m = 0;
 		if (e && *e) {
 			gint64 v = g_ascii_strtoll(e, NULL, 10);
 			m = CLAMP(v, 0, 1000000);
 		}
-		__atomic_store_n(&max, m, __ATOMIC_RELAXED);
+		gint64 unset = -1;
+		if (!__atomic_compare_exchange_n(&spin_max, &unset, m, FALSE, __ATOMIC_RELAXED,
+						 __ATOMIC_RELAXED))
+			m = unset; /* cshim_spin_set_max came first */
 	}
 	return m;
 }
+
+void cshim_spin_set_max(gint64 ns) { __atomic_store_n(&spin_max, CLAMP(ns, 0, 1000000), __ATOMIC_RELAXED); }
 
 
 static inline void cpu_relax(void)
@@ -148,7 +154,7 @@ static int spin_for_work(GPollFD *fds, guint n, gint64 start, gint64 timeout_ns,
  * not end spinning, and an idle loop still stops spinning after a few waits. */
 static void adapt(gint64 block_ns)
 {
-	gint64 max = spin_max_ns();
+	gint64 max = cshim_spin_max_ns();
 	if (block_ns <= spin.budget)
 		return; /* the sweet spot */
 	if (block_ns > max)
@@ -163,7 +169,7 @@ static int spin_wait(GPollFD *fds, guint n, gint64 timeout_ns, poll_fn poll)
 {
 	int noted = spin.noted;
 	spin.noted = 0;
-	if (timeout_ns == 0 || noted == 0) {
+	if (timeout_ns == 0 || noted == 0 || cshim_spin_max_ns() == 0) {
 		cshim_spin_done();
 		return poll(fds, n, timeout_ns);
 	}
@@ -234,6 +240,8 @@ static void ctx_remove(spin_ctx *e) { *e = ctxs[--nctxs]; }
 
 int cshim_spin_install(GMainContext *c)
 {
+	if (cshim_spin_max_ns() == 0)
+		return 0;
 	g_mutex_lock(&ctx_lock);
 	GPollFunc f = g_main_context_get_poll_func(c);
 	spin_ctx *e = ctx_find(c);
@@ -275,7 +283,7 @@ void cshim_spin_uninstall(GMainContext *c)
 }
 
 gint64 cshim_spin_budget(void) { return spin.budget; }
-void cshim_spin_set_budget(gint64 ns) { spin.budget = ns < 0 ? 0 : MIN(ns, spin_max_ns()); }
+void cshim_spin_set_budget(gint64 ns) { spin.budget = ns < 0 ? 0 : MIN(ns, cshim_spin_max_ns()); }
 guint64 cshim_spin_hits(void) { return spin.hits; }
 
 int cshim_spin_installed(GMainContext *c) { return g_main_context_get_poll_func(c) == cshim_spin_poll; }

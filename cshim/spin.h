@@ -20,8 +20,8 @@
  * seen in kicked) and the poll blocks for the rest of its timeout.
  *
  * The budget adapts per thread as QEMU's adjust_polling_time does for a handler: it
- * starts at 0 (no spin); a blocking poll that ended within CSHIM_SPIN_MAX_NS grows it (to
- * 4 us, then doubling up to the maximum); one that blocked longer than the maximum
+ * starts at 0 (no spin); a blocking poll that ended within the maximum (below) grows it
+ * (to 4 us, then doubling up to the maximum); one that blocked longer than the maximum
  * halves it, to 0 below 4 us. An idle loop thus stops spinning after a few waits (at
  * most 32 + 16 + 8 + 4 us in all), and a loop spins only while its waits have lately
  * been shorter than the maximum. The spin also ends at the GLib timeout and at the
@@ -35,10 +35,16 @@
 
 #include "reactor.h"
 
-/* The longest spin: QEMU's default poll-max-ns for an IOThread (32 us). A spin longer
- * than about 20 us lets the Go runtime hand the loop's P away anyway. The environment
- * variable GLIBAIO_POLL_MAX_NS, read once, replaces it (0 to 1000000; 0: no spin). */
-#define CSHIM_SPIN_MAX_NS 32000
+/* The longest spin, in ns: the environment variable GLIBAIO_POLL_MAX_NS, read once (0
+ * to 1000000). Unset, it is 0 and nothing spins: the spinning poll function is not
+ * installed at all, and GLib's poll is left as it was. QEMU's own default is 32 us for
+ * an IOThread and 0 for its GLib-driven main loop; measured on the oneshot flood here,
+ * a spin brought no gain that the machine's noise did not swamp (see README). A spin
+ * longer than about 20 us lets the Go runtime hand the loop's P away anyway. */
+#define CSHIM_SPIN_SUGGESTED_MAX_NS 32000
+gint64 cshim_spin_max_ns(void);
+/* Tests: sets the longest spin, as GLIBAIO_POLL_MAX_NS would. */
+void cshim_spin_set_max(gint64 ns);
 /* where a budget grows from 0 (QEMU's first polling step) */
 #define CSHIM_SPIN_INITIAL_NS 4000
 
@@ -55,9 +61,10 @@ gint cshim_spin_poll(GPollFD *ufds, guint nfds, gint timeout_ms);
 /* The same for the glibaio loop driver: a ns timeout (< 0 none), cshim_ppoll's result. */
 int cshim_spin_ppoll(GPollFD *fds, guint n, gint64 timeout_ns);
 
-/* Makes cshim_spin_poll c's poll function if c still has GLib's own (g_poll), and counts
+/* Makes cshim_spin_poll c's poll function if spinning is on (cshim_spin_max_ns) and c
+ * still has GLib's own (g_poll), and counts
  * the reactor attached: returns 1 if cshim_spin_poll is c's poll function now, 0 if c
- * has another one, which is left alone. */
+ * has another one, which is left alone, or spinning is off. */
 int cshim_spin_install(GMainContext *c);
 /* Uncounts a reactor detached from c, which must be alive; the last one puts g_poll
  * back if cshim_spin_poll is still c's poll function. */
