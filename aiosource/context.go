@@ -48,13 +48,12 @@ type Context struct {
 	closed atomic.Bool
 	home   home // the thread that drives the context now (home.go)
 
-	// fd handlers (fd.go). mu is QEMU's list_lock on the writer side; walkers is its
-	// count of active walkers (dispatches and Polls, nested ones included).
+	// fd handlers (fd.go). mu is QEMU's list_lock on the writer side. QEMU's count of
+	// active walkers (list_lock's readers) is depth: only the home thread walks.
 	mu             sync.Mutex
 	table          atomic.Pointer[fdTable]
 	deleted        []*fdNode
 	ndeleted       atomic.Int32 // len(deleted), read without mu by the outermost walker
-	walkers        atomic.Int32
 	nodes          atomic.Int32 // live handlers
 	gen            uint32       // the last registration tag handed out (under mu)
 	readySeq       uint64       // numbers ready-list entries (loop thread)
@@ -84,7 +83,8 @@ type Context struct {
 	clocks [numClocks]timerList
 	armed  atomic.Int32 // timers currently pending, all clocks
 
-	// per-nesting-level buffers of a dispatch or Poll (loop thread only)
+	// per-nesting-level buffers of a dispatch or Poll, and the walks (dispatches and
+	// Polls, nested ones included) active now; loop thread only
 	depth  int
 	levels []*level
 
@@ -319,7 +319,6 @@ func (e *LeakError) Error() string {
 
 // enter starts a walk (a dispatch or a Poll) and returns its level's buffers.
 func (c *Context) enter() *level {
-	c.walkers.Add(1)
 	if c.depth == len(c.levels) {
 		c.levels = append(c.levels, &level{})
 	}
@@ -331,16 +330,17 @@ func (c *Context) enter() *level {
 // leave ends a walk; it runs even when a callback panics.
 func (c *Context) leave(lv *level) {
 	lv.events = lv.events[:0]
-	clear(lv.ready)
+	for i := range lv.ready {
+		lv.ready[i] = readyHandler{} // one entry, usually: cheaper than clear's bulk barrier
+	}
 	lv.ready = lv.ready[:0]
 	c.depth--
-	if c.walkers.Load() == 1 {
+	if c.depth == 0 {
 		if c.ndeleted.Load() != 0 {
 			c.freeDeleted() // only the outermost walker frees
 		}
 		c.maybeSweepClosedFDs()
 	}
-	c.walkers.Add(-1)
 }
 
 // dispatch is the GSource dispatch: BHs, then the fd handlers whose events the reactor

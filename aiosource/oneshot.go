@@ -9,9 +9,13 @@ import (
 // Oneshot BHs (aio_bh_schedule_oneshot) go through a bounded ring instead of a BH node
 // each: QEMU allocates and frees a QEMUBH per oneshot, which in Go would mean a heap
 // object (or a sync.Pool round trip between the producers' Ps and the loop's P) per
-// event. The ring is Vyukov's bounded queue, with many producers and one consumer, the
-// thread that drives the context. When the ring is full, ScheduleOneshot falls back to
-// a pooled BH on the ordinary list, so scheduling never blocks and never fails.
+// event. The ring is a bounded queue with many producers and one consumer, the thread
+// that drives the context, after Vyukov's: producers claim positions with a CAS on the
+// tail and publish each slot with its sequence number. The consumer frees slots in
+// batches instead of one by one: it publishes how far it has consumed (freed), and a
+// producer may claim a position only one lap past it, so consuming a oneshot costs the
+// loop no atomic write. When the ring is full, ScheduleOneshot falls back to a pooled
+// BH on the ordinary list, so scheduling never blocks and never fails.
 //
 // Order: within a pass, the ring's oneshots run first, in the order their slots were
 // claimed (one whose producer has not finished writing it runs in a later pass), then
@@ -21,88 +25,108 @@ import (
 // oneshotRingSize is the number of slots; a power of two.
 const oneshotRingSize = 1024
 
+// oneshotFreeBatch is how many consumed positions the consumer lets pass before it
+// publishes them to the producers in the middle of a run (a run publishes at its end).
+const oneshotFreeBatch = 64
+
 // oneshotFullRetries is how many times ScheduleOneshot yields to the loop when the ring
 // is full before it queues the oneshot on the BH list.
 const oneshotFullRetries = 8
 
-// oneshotSlot is one ring entry. seq encodes its state for position pos (pos mod size is
-// the slot's index): seq == pos, free for the producer that claims pos (or claimed and
-// being written); seq == pos+1, fn written for the consumer; seq == pos+2, consumed out
-// of order and held (see take); seq == pos+size, consumed and free for the next lap.
+// oneshotSlot is one ring entry, used by positions pos, pos+size, pos+2*size... (pos mod
+// size is its index). For position pos: seq == pos+1 once its producer wrote fn (any
+// other value: claimed and being written, or a position of an earlier lap); fn != nil
+// while it waits for the consumer, nil once consumed.
 type oneshotSlot struct {
 	seq atomic.Uint64
 	fn  func() // written only by the slot's producer before seq = pos+1 (release),
-	// read and cleared only by the consumer after it loads seq == pos+1 (acquire)
+	// read and cleared only by the consumer after it loads seq == pos+1 (acquire); the
+	// next lap's producer writes it only after it loaded a freed past pos, which the
+	// consumer stored after clearing it
 }
 
 type oneshotRing struct {
 	tail  atomic.Uint64 // the next position to claim (producers, CAS)
-	_     [56]byte      // keep the producers' line away from the consumer's head
-	head  uint64        // the oldest position not yet freed (loop thread only)
-	held  int           // slots after head consumed out of order (loop thread only)
+	_     [56]byte      // keep the producers' line away from the consumer's
+	freed atomic.Uint64 // positions below it are consumed: their slots serve the next lap
+	_     [56]byte
+	head  uint64 // the oldest position not yet consumed (loop thread only)
+	pub   uint64 // the value of freed (loop thread only)
+	held  int    // positions after head consumed out of order (loop thread only)
 	slots [oneshotRingSize]oneshotSlot
 }
 
-func (q *oneshotRing) init() {
-	for i := range q.slots {
-		q.slots[i].seq.Store(uint64(i))
-	}
-}
+func (q *oneshotRing) init() {}
 
 // push claims a slot and stores fn in it; it reports false when the ring is full.
 func (q *oneshotRing) push(fn func()) bool {
 	for {
 		pos := q.tail.Load()
-		s := &q.slots[pos&(oneshotRingSize-1)]
-		switch seq := s.seq.Load(); {
-		case seq == pos:
-			if q.tail.CompareAndSwap(pos, pos+1) {
-				s.fn = fn
-				s.seq.Store(pos + 1) // publish fn to the consumer
-				return true
-			}
-		case seq < pos:
+		if pos >= q.freed.Load()+oneshotRingSize {
 			return false // the consumer has not freed this slot from the last lap yet
 		}
-		// seq > pos: another producer claimed pos first; load the tail again.
+		if q.tail.CompareAndSwap(pos, pos+1) {
+			s := &q.slots[pos&(oneshotRingSize-1)]
+			s.fn = fn
+			s.seq.Store(pos + 1) // publish fn to the consumer
+			return true
+		}
+		// another producer claimed pos first; load the tail again.
 	}
 }
 
 // A producer may be descheduled between claiming its slot and writing it. The consumer
 // does not wait for it: it runs the written slots behind it, out of order, so every
 // ScheduleOneshot that has returned runs in the next pass, as with QEMU's list. A slot
-// consumed out of order is held (seq = pos+2) rather than freed: only head frees slots,
-// in order, so no producer can lap a position the head has not passed, and head never
-// mistakes a slot of a later lap for one it consumed. For pos in [head, tail), seq is
-// pos (claimed, being written), pos+1 (written) or pos+2 (consumed, held); a held slot
-// reads as full to a producer one lap ahead (pos+2 < pos+size).
+// consumed out of order is held (fn cleared, seq still pos+1): only head advances, in
+// order, over consumed positions, and only positions below head are published as
+// freed, so no producer can lap a position the head has not passed. For pos in [head,
+// tail): seq != pos+1 (claimed, being written), seq == pos+1 with fn set (written), or
+// seq == pos+1 with fn nil (consumed, held).
+
+// consumed reports whether position pos, at or after head, was consumed out of order.
+func (q *oneshotRing) consumed(pos uint64) bool {
+	s := &q.slots[pos&(oneshotRingSize-1)]
+	return s.seq.Load() == pos+1 && s.fn == nil
+}
 
 // take takes the oneshot at pos if it is written and not yet consumed.
 func (q *oneshotRing) take(pos uint64) (func(), bool) {
+	if pos < q.head {
+		// Consumed (by a nested pass, say), and its slot may already be freed and
+		// written again for the next lap: not to be read for pos.
+		return nil, false
+	}
 	s := &q.slots[pos&(oneshotRingSize-1)]
 	if s.seq.Load() != pos+1 {
-		return nil, false // being written (its producer notifies), or consumed already
+		return nil, false // being written (its producer notifies), or another lap's
 	}
 	fn := s.fn
-	s.fn = nil // drop the reference before the slot is reused
+	if fn == nil {
+		return nil, false // consumed already
+	}
+	s.fn = nil // consumed; and the reference dropped before the slot is reused
 	if pos != q.head {
-		s.seq.Store(pos + 2) // held until head gets here
-		q.held++
+		q.held++ // held until head gets here
 		return fn, true
 	}
-	// Free this slot and the held ones after it for the producers one lap ahead.
-	s.seq.Store(pos + oneshotRingSize)
 	q.head++
-	for q.held > 0 {
-		h := &q.slots[q.head&(oneshotRingSize-1)]
-		if h.seq.Load() != q.head+2 {
-			break
-		}
-		h.seq.Store(q.head + oneshotRingSize)
+	for q.held > 0 && q.consumed(q.head) {
 		q.head++
 		q.held--
 	}
+	if q.head-q.pub >= oneshotFreeBatch {
+		q.publish()
+	}
 	return fn, true
+}
+
+// publish hands the slots of the positions consumed so far to the producers.
+func (q *oneshotRing) publish() {
+	if q.pub != q.head {
+		q.pub = q.head
+		q.freed.Store(q.head)
+	}
 }
 
 // ready reports whether a written oneshot waits. Slots claimed but not yet written do
@@ -110,7 +134,8 @@ func (q *oneshotRing) take(pos uint64) (func(), bool) {
 func (q *oneshotRing) ready() bool {
 	tail := q.tail.Load()
 	for pos := q.head; pos < tail; pos++ {
-		if q.slots[pos&(oneshotRingSize-1)].seq.Load() == pos+1 {
+		s := &q.slots[pos&(oneshotRingSize-1)]
+		if s.seq.Load() == pos+1 && s.fn != nil {
 			return true
 		}
 	}
@@ -122,7 +147,7 @@ func (q *oneshotRing) pending() int {
 	n := 0
 	tail := q.tail.Load()
 	for pos := q.head; pos < tail; pos++ {
-		if q.slots[pos&(oneshotRingSize-1)].seq.Load() != pos+2 {
+		if !q.consumed(pos) {
 			n++
 		}
 	}
@@ -147,21 +172,26 @@ func (c *Context) runOneshots(limit uint64) bool {
 	}
 	fn, ok := next()
 	if !ok {
+		c.oneshots.publish()
 		return false
 	}
 	var st watch.State
 	c.slot.Enter(&st, c.oneshotWP)
 	finished := false
+	ran := uint64(0) // counted in Stats once per run, not once per oneshot
 	defer func() {
+		c.oneshots.publish()
+		c.stats.bhs.Add(ran)
 		if finished {
 			c.slot.Restore(&st)
 		} else {
-			c.slot.Leave(&st) // a callback panicked: count its time
+			c.stats.bhs.Add(1) // the one that panicked
+			c.slot.Leave(&st)  // and its time
 		}
 	}()
 	for ok {
-		c.stats.bhs.Add(1)
 		fn()
+		ran++
 		c.slot.Lap(&st)
 		fn, ok = next()
 	}

@@ -19,18 +19,16 @@ func checkRingInvariants(t *testing.T, c *Context) {
 	if tail < q.head || tail-q.head > oneshotRingSize {
 		t.Fatalf("head %d tail %d", q.head, tail)
 	}
+	if f := q.freed.Load(); f > q.head || f != q.pub {
+		t.Fatalf("freed %d, published %d, head %d", f, q.pub, q.head)
+	}
 	held := 0
 	for pos := q.head; pos < tail; pos++ {
-		s := q.slots[pos&(oneshotRingSize-1)].seq.Load()
-		switch s {
-		case pos, pos + 1:
-		case pos + 2:
+		if q.consumed(pos) {
 			if pos == q.head {
 				t.Fatalf("head slot %d is held", pos)
 			}
 			held++
-		default:
-			t.Fatalf("pos %d seq %d (head %d tail %d)", pos, s, q.head, tail)
 		}
 	}
 	if held != q.held {

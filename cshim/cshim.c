@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "cshim.h"
 #include "clock.h"
+#include "spin.h"
 #include "timerslack.h"
 #include "_cgo_export.h"
 
@@ -365,8 +366,9 @@ static int loop_iterate(GMainContext *c, cshim_loop *l)
 		l->cap = n * 2;
 		l->fds = g_renew(GPollFD, l->fds, l->cap);
 	}
-	/* Quit between the top of the loop and here still ends the wait: it wakes c. */
-	int ret = cshim_ppoll(l->fds, n, timeout_ms < 0 ? -1 : (gint64)timeout_ms * 1000000LL);
+	/* Quit between the top of the loop and here still ends the wait: it wakes c. The
+	 * poll may first spin on glibaio reactors prepared above (spin.h). */
+	int ret = cshim_spin_ppoll(l->fds, n, timeout_ms < 0 ? -1 : (gint64)timeout_ms * 1000000LL);
 	if (ret < 0) {
 		/* Hand the iteration back to GLib unpolled, as if poll found nothing. */
 		for (int i = 0; i < n; i++)

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "fdmon.h"
 #include "clock.h"
+#include "spin.h"
 #include "timerslack.h"
 #include "_cgo_export.h"
 
@@ -73,7 +74,8 @@ void cshim_reactor_switch(cshim_reactor *r, const cshim_fdmon_ops *to)
 
 /* GLib's prepare: announce that the loop may block (bit 0, with a full barrier so the
  * flag is visible before the ready word is read: it pairs with the barrier of Notify),
- * arm the timerfd, and ask for no timeout, 0 or 10 ms from the ready word.
+ * arm the timerfd, and ask for no timeout, 0 or 10 ms from the ready word. When the ready
+ * word already says work is queued, the loop will not block: bit 0 is not set.
  *
  * It returns FALSE even when work is queued, with a zero timeout: GLib then polls with
  * timeout 0 (it always polls) and runs check, which clears bit 0, so work queued during
@@ -88,29 +90,56 @@ void cshim_reactor_switch(cshim_reactor *r, const cshim_fdmon_ops *to)
 static gboolean reactor_prepare(GSource *s, gint *timeout)
 {
 	cshim_reactor *r = REACTOR(s);
-	__atomic_fetch_or(&r->w->waiting, 1, __ATOMIC_SEQ_CST);
+	/* Work already queued: this iteration polls with timeout 0 and dispatches, so nobody
+	 * needs to wake it. Bit 0 stays clear, and producers that queue more meanwhile write
+	 * no eventfd (QEMU sets notify_me here anyway, and its aio_notify then kicks). */
 	guint32 ready = __atomic_load_n(&r->w->ready, __ATOMIC_SEQ_CST);
+	if (!(ready & CSHIM_READY_NOW)) {
+		/* bit 0 set and CSHIM_KICK_SENT clear: the wait starts with no kick sent */
+		guint32 old = __atomic_load_n(&r->w->waiting, __ATOMIC_RELAXED);
+		while (!__atomic_compare_exchange_n(&r->w->waiting, &old, (old | 1) & ~CSHIM_KICK_SENT,
+						    FALSE, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+			;
+		ready = __atomic_load_n(&r->w->ready, __ATOMIC_SEQ_CST);
+	}
 	reactor_arm(r, __atomic_load_n(&r->w->deadline, __ATOMIC_SEQ_CST));
 	if (r->armed >= 0 && !r->timer_tag)
 		r->timer_tag = g_source_add_unix_fd(s, r->timerfd, G_IO_IN);
-	if (ready & CSHIM_READY_NOW)
+	if (ready & CSHIM_READY_NOW) {
 		*timeout = 0;
-	else if (ready & CSHIM_READY_IDLE)
-		*timeout = IDLE_TIMEOUT_MS;
-	else
-		*timeout = -1;
+		return FALSE;
+	}
+	*timeout = ready & CSHIM_READY_IDLE ? IDLE_TIMEOUT_MS : -1;
+	/* The loop may wait: the poll may spin on this reactor first (spin.h), once its
+	 * context has the spinning poll. */
+	if (!r->spin_tried) {
+		r->spin_tried = 1;
+		GMainContext *c = g_source_get_context(s);
+		if (c && cshim_spin_install(c))
+			r->spin_ctx = c;
+	}
+	cshim_spin_note(r->w);
 	return FALSE;
 }
 
-/* GLib's check: clear bit 0 (release: the timeout was computed before), accept the
- * notification (a full barrier, so the reads of queued work that follow cannot move
- * above it), and report queued work. Any of the source's unix fds polled readable makes
- * it ready too: g_main_context_check sees to that. */
+/* GLib's check: clear bit 0 (and CSHIM_KICK_SENT), accept the notification and report
+ * queued work. Any of the
+ * source's unix fds polled readable makes it ready too: g_main_context_check sees to
+ * that.
+ *
+ * Clearing bit 0 is a sequentially consistent read-modify-write: the full barrier that
+ * keeps the reads of queued work below from moving above the accept. The accept then
+ * writes kicked only when a Notify set it: the usual iteration, woken by an fd or a
+ * timer, costs one locked instruction here, not two. A Notify that sets it after the
+ * load is not lost: it stays set (the next blocking Poll returns at once, as after any
+ * Notify), and its work is seen through the ready word, read after the barrier. */
 static gboolean reactor_check(GSource *s)
 {
 	cshim_reactor *r = REACTOR(s);
-	__atomic_fetch_and(&r->w->waiting, ~1u, __ATOMIC_RELEASE);
-	__atomic_store_n(&r->w->kicked, 0, __ATOMIC_SEQ_CST);
+	__atomic_fetch_and(&r->w->waiting, ~(1u | CSHIM_KICK_SENT), __ATOMIC_SEQ_CST);
+	cshim_spin_done(); /* the poll that prepare's note was for is over */
+	if (__atomic_load_n(&r->w->kicked, __ATOMIC_SEQ_CST))
+		__atomic_store_n(&r->w->kicked, 0, __ATOMIC_SEQ_CST);
 	return __atomic_load_n(&r->w->ready, __ATOMIC_SEQ_CST) != 0;
 }
 
@@ -151,10 +180,26 @@ cshim_reactor_words *cshim_reactor_words_new(void)
 {
 	cshim_reactor_words *w = g_new0(cshim_reactor_words, 1);
 	w->deadline = -1;
+	w->refs = 1;
 	return w;
 }
 
-void cshim_reactor_words_free(cshim_reactor_words *w) { g_free(w); }
+void cshim_reactor_words_ref(cshim_reactor_words *w) { __atomic_fetch_add(&w->refs, 1, __ATOMIC_RELAXED); }
+
+void cshim_reactor_words_free(cshim_reactor_words *w)
+{
+	if (__atomic_sub_fetch(&w->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		g_free(w);
+}
+
+void cshim_reactor_spin_detach(cshim_reactor *r)
+{
+	GMainContext *c = r->spin_ctx;
+	r->spin_ctx = NULL;
+	/* an attached source keeps its context alive; a destroyed one may not have */
+	if (c && !g_source_is_destroyed(&r->src.base))
+		cshim_spin_uninstall(c);
+}
 
 cshim_reactor *cshim_reactor_new(uintptr_t handle, cshim_reactor_words *w)
 {

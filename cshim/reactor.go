@@ -2,6 +2,7 @@ package cshim
 
 /*
 #include "reactor.h"
+#include "spin.h"
 */
 import "C"
 
@@ -94,6 +95,10 @@ func (re *Reactor) EpollMode() bool { return C.cshim_reactor_epoll_mode(re.r) !=
 // check; each blocking Wait adds 2 around its wait.
 func (re *Reactor) Waiting() *atomic.Uint32 { return (*atomic.Uint32)(unsafe.Pointer(&re.w.waiting)) }
 
+// KickSent is a bit of Waiting: a Notify wrote the kick eventfd during the GLib wait that
+// bit 0 marks (reactor.h's CSHIM_KICK_SENT).
+const KickSent = C.CSHIM_KICK_SENT
+
 // Kicked is QEMU's notified: set by Notify, cleared by accept.
 func (re *Reactor) Kicked() *atomic.Uint32 { return (*atomic.Uint32)(unsafe.Pointer(&re.w.kicked)) }
 
@@ -130,6 +135,46 @@ func (re *Reactor) Shutdown() {
 	syscall.Close(re.kickfd)
 	runtime.KeepAlive(re)
 }
+
+// SpinDetach undoes what the reactor's prepare did to its GMainContext: the first
+// prepare makes the context's poll function spin briefly on glibaio reactors before it
+// blocks, if the context still had GLib's own (spin.h); the last reactor detached puts
+// GLib's back. Call it before destroying the source, on the thread that drives it or
+// once nothing does.
+func (re *Reactor) SpinDetach() {
+	if re.r != nil {
+		C.cshim_reactor_spin_detach(re.r)
+	}
+}
+
+// SpinBudget returns how long the calling thread's polls now spin before they block, in
+// ns (0: they do not); SpinHits counts the spins that found work on it (tests).
+func SpinBudget() int64 { return int64(C.cshim_spin_budget()) }
+
+// SpinMax returns the longest spin, in ns (0: spinning is off, the default). The
+// environment variable GLIBAIO_POLL_MAX_NS sets it, read once (0 to 1000000).
+func SpinMax() int64 { return int64(C.cshim_spin_max_ns()) }
+
+// SetSpinMax sets the longest spin, as GLIBAIO_POLL_MAX_NS would (tests). A reactor
+// decides at its first prepare whether its context gets the spinning poll function.
+func SetSpinMax(ns int64) { C.cshim_spin_set_max(C.gint64(ns)) }
+
+// SetSpinBudget sets the calling thread's spin budget (tests; at most SpinMax). The
+// polls that follow adapt it as usual.
+func SetSpinBudget(ns int64) { C.cshim_spin_set_budget(C.gint64(ns)) }
+
+// SpinHits: see SpinBudget.
+func SpinHits() uint64 { return uint64(C.cshim_spin_hits()) }
+
+// SpinInstalled reports whether the GMainContext ctx polls through the spinning poll
+// function (tests).
+func SpinInstalled(ctx unsafe.Pointer) bool {
+	return C.cshim_spin_installed((*C.GMainContext)(ctx)) != 0
+}
+
+// SetForeignPollFunc gives the GMainContext ctx a poll function of its own, which calls
+// g_poll, as a program may (tests).
+func SetForeignPollFunc(ctx unsafe.Pointer) { C.cshim_spin_set_foreign_poll((*C.GMainContext)(ctx)) }
 
 // Finalized forgets the C source; call it from the Finalize of the reactor's GSource.
 func (re *Reactor) Finalized() { re.r = nil }

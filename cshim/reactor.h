@@ -30,20 +30,28 @@
  * (epoll silently forgets a closed fd) */
 #define CSHIM_NVAL 0x20u
 
+/* Bit 31 of waiting: since prepare set bit 0, a Notify has written the kick eventfd (or
+ * is about to), and the eventfd cannot have been read since (it is read in dispatch,
+ * after check). The Notifies of a GLib wait that see it write nothing: GLib's poll wakes
+ * for the first one. Prepare and check clear it; blocking Waits do not use it. */
+#define CSHIM_KICK_SENT 0x80000000u
+
 /* ready bits */
 #define CSHIM_READY_NOW 1u  /* work is queued: dispatch without blocking */
 #define CSHIM_READY_IDLE 2u /* only idle work is queued: dispatch within 10 ms */
 
 /* Words shared with Go, which reads and writes them with sync/atomic. They live in their
- * own allocation, freed by the Go side once it can no longer touch them, so a goroutine
- * that races with the source's finalization still writes valid memory. */
+ * own allocation, freed once the Go side can no longer touch them and no poll spins on
+ * them (spin.h), so a goroutine that races with the source's finalization still writes
+ * valid memory. */
 typedef struct {
-	guint32 waiting; /* bit 0: between GSource prepare and check; +2 per blocking Wait */
+	guint32 waiting; /* bit 0: between GSource prepare and check; +2 per blocking Wait;
+			  * CSHIM_KICK_SENT */
 	guint32 kicked;  /* a Notify happened since the last accept */
 	guint32 ready;   /* CSHIM_READY_* */
 	guint32 closed;  /* set once: no more kicks */
 	guint32 kickers; /* goroutines between their closed check and their kick write */
-	guint32 pad;
+	guint32 refs;    /* the Go side's reference, and a spinning poll's (spin.h) */
 	gint64 deadline; /* nearest timer, absolute CLOCK_MONOTONIC ns; -1: none */
 } cshim_reactor_words;
 
@@ -89,6 +97,8 @@ typedef struct {
 	int epfd;           /* the epoll instance, made with the reactor; holds kick and timer */
 	gpointer kick_tag;  /* GLib polls the kick eventfd directly */
 	gpointer timer_tag; /* and the timerfd once a timer was armed (loop thread) */
+	GMainContext *spin_ctx; /* where prepare installed the spinning poll (spin.h) */
+	int spin_tried;         /* prepare tried to (loop thread) */
 	gint64 armed; /* the deadline the timerfd holds, -1 none; loop thread only */
 	cshim_event *ev; /* the events of the last Wait or dispatch (loop thread) */
 	int nev, cap;
@@ -114,7 +124,12 @@ typedef struct {
 /* Creates the reactor source with one reference, or NULL with errno set. */
 cshim_reactor *cshim_reactor_new(uintptr_t handle, cshim_reactor_words *w);
 cshim_reactor_words *cshim_reactor_words_new(void);
+/* Drops a reference to w (the Go side's, or a spinning poll's); the last one frees it. */
 void cshim_reactor_words_free(cshim_reactor_words *w);
+void cshim_reactor_words_ref(cshim_reactor_words *w);
+/* Undoes the spinning poll's installation on the reactor's context (spin.h), if prepare
+ * made it and the source is still attached: call it before destroying the source. */
+void cshim_reactor_spin_detach(cshim_reactor *r);
 /* Waits on the kick and timer fds and every watched fd, and harvests their events into
  * r->ev: until deadline_ns (absolute CLOCK_MONOTONIC ns; a time already past polls once
  * and returns), until an event (deadline_ns < 0), or not at all (0). The deadline is

@@ -157,11 +157,31 @@ func (r *Reactor) Notify() {
 	if r.c.Kicked().Load() == 0 {
 		r.c.Kicked().Store(1)
 	}
-	if r.c.Waiting().Load() != 0 {
+	if w := r.c.Waiting().Load(); w&^kickSent != 0 && r.claimKick(w) {
 		r.kicks.Add(1)
 		r.c.Kick()
 	}
 	runtime.KeepAlive(r) // the handshake words are freed only once r is unreachable
+}
+
+const kickSent = cshim.KickSent
+
+// claimKick decides whether a Notify that saw notify_me w (not 0) writes the eventfd. A
+// blocking Wait (w counts it in 2s) is woken by every Notify, as in QEMU. A GLib wait
+// (bit 0 alone) is woken by the first: the Notify that sets KickSent writes, the ones
+// that find it set do not, since the poll wakes for that write and the eventfd is read
+// only after check, which clears the bit with bit 0. This keeps a flood of producers to
+// one system call per wait of the loop where QEMU makes one per aio_notify.
+func (r *Reactor) claimKick(w uint32) bool {
+	if w&^(1|kickSent) != 0 {
+		return true
+	}
+	if w&kickSent != 0 {
+		return false
+	}
+	old := r.c.Waiting().Or(kickSent)
+	// A wait that ended meanwhile needs nothing; one that is a blocking Wait now is woken.
+	return old&^(1|kickSent) != 0 || old&(1|kickSent) == 1
 }
 
 // Kicks returns how many times Notify wrote the kick eventfd.
@@ -193,8 +213,8 @@ func (r *Reactor) WaitEnd() {
 	runtime.KeepAlive(r)
 }
 
-// Waiting returns the notify_me word, for tests and statistics.
-func (r *Reactor) Waiting() uint32 { return r.c.Waiting().Load() }
+// Waiting returns the notify_me word (without KickSent), for tests and statistics.
+func (r *Reactor) Waiting() uint32 { return r.c.Waiting().Load() &^ kickSent }
 
 // SetReady sets ready bits (cshim's ReadyNow, ReadyIdle): the GSource prepare then asks
 // for a zero timeout or 10 ms, and check reports the source ready.
@@ -203,6 +223,13 @@ func (r *Reactor) SetReady(bits uint32) {
 		r.c.Ready().Or(bits)
 	}
 	runtime.KeepAlive(r)
+}
+
+// Ready returns the ready bits.
+func (r *Reactor) Ready() uint32 {
+	v := r.c.Ready().Load()
+	runtime.KeepAlive(r)
+	return v
 }
 
 // TakeReady clears and returns the ready bits. A loop clears them before it takes its
@@ -237,6 +264,9 @@ func (r *Reactor) Deadline() int64 { return r.c.Deadline().Load() }
 func (r *Reactor) Close() {
 	if r.closed.Swap(true) {
 		return
+	}
+	if r.alive() {
+		r.c.SpinDetach()
 	}
 	r.src.Destroy()
 	r.src.Unref()

@@ -78,6 +78,73 @@ func TestReactorHandshakeUnderGLib(t *testing.T) {
 	}
 }
 
+// One GLib wait costs producers one eventfd write however many Notify it (QEMU's
+// aio_notify writes on every call): the first Notify after prepare writes, the others
+// find the write made, and check starts the count again for the next wait. A blocking
+// Wait is woken by every Notify. A prepare that finds work queued leaves bit 0 clear:
+// that iteration does not wait, and Notify writes nothing during it.
+func TestReactorKicksOncePerGLibWait(t *testing.T) {
+	leakcheck.Handles(t)
+	c := testutil.NewContext(t)
+	r := newReactor(t, func([]reactor.Event) {})
+	r.Source().Attach(c)
+	if !c.Acquire() {
+		t.Fatal("Acquire")
+	}
+	defer c.Release()
+	fds := make([]glibloop.PollFD, 4)
+	for wait := 1; wait <= 3; wait++ {
+		_, prio := c.Prepare()
+		for range 5 {
+			r.Notify()
+		}
+		if r.Kicks() != uint64(wait) {
+			t.Fatalf("wait %d: %d eventfd writes in all, want %d", wait, r.Kicks(), wait)
+		}
+		_, n := c.Query(prio, fds)
+		glibloop.PPoll(fds[:n], 0)
+		if !c.Check(prio, fds[:n]) {
+			t.Fatalf("wait %d: the kick did not make the source ready", wait)
+		}
+		c.Dispatch() // reads the eventfd
+		r.Notify()   // between check and the next prepare: no write
+		if r.Kicks() != uint64(wait) {
+			t.Fatalf("wait %d: Notify outside the wait wrote the eventfd", wait)
+		}
+		r.NotifyAccept()
+	}
+
+	// Work queued before prepare: no wait, so no write.
+	r.SetReady(reactor.ReadyNow)
+	kicks := r.Kicks()
+	_, prio := c.Prepare()
+	if r.Waiting() != 0 {
+		t.Fatal("prepare with work queued announced a wait")
+	}
+	r.Notify()
+	if r.Kicks() != kicks {
+		t.Fatal("Notify during an iteration that does not wait wrote the eventfd")
+	}
+	_, n := c.Query(prio, fds)
+	if c.Check(prio, fds[:n]) {
+		c.Dispatch()
+	}
+	r.TakeReady()
+
+	// A blocking Wait: every Notify writes.
+	if r.WaitBegin() {
+		t.Fatal("WaitBegin saw a notification")
+	}
+	r.Notify()
+	r.Notify()
+	if got := r.Kicks() - kicks; got != 2 {
+		t.Fatalf("two Notify during a blocking Wait wrote %d times, want 2", got)
+	}
+	r.WaitEnd()
+	r.Wait(0)
+	r.NotifyAccept()
+}
+
 // Ready bits ask GLib for no wait (ReadyNow) or 10 ms (ReadyIdle).
 func TestReactorReadyBits(t *testing.T) {
 	leakcheck.Handles(t)
