@@ -26,11 +26,10 @@ import (
 
 // recurseSource is a reactor-shaped C source on its own context.
 type recurseSource struct {
-	mc          *glibloop.MainContext
-	fd, kick    int
-	src         unsafe.Pointer
-	canRecurse  bool
-	countBefore int64
+	mc         *glibloop.MainContext
+	fd, kick   int
+	src        unsafe.Pointer
+	canRecurse bool
 }
 
 func newRecurseSource(canRecurse bool) (*recurseSource, error) {
