@@ -31,18 +31,26 @@ func (f *fakeView) SetFlood(s string)      { f.flood = s }
 func (f *fakeView) SetLateness(s string)   { f.late = s }
 func (f *fakeView) SetChecksum(s string)   { f.checksum = append(f.checksum, s) }
 
-// The demo's AIO wiring, without GTK or a display: the child's pipe counts fd events,
-// jobs move the progress, the flood reports its throughput, the timer its lateness, and
-// everything closes with nothing left alive.
-func TestModelWiring(t *testing.T) {
-	leakcheck.Handles(t)
+// newModel returns a Model on a GMainContext of its own, with a fake view; the test
+// closes the Model, and the context goes when the test ends.
+func newModel(t *testing.T) (*glibloop.MainContext, *fakeView, *Model) {
+	t.Helper()
 	mc := glibloop.NewMainContext()
-	defer mc.Unref()
+	t.Cleanup(mc.Unref)
 	v := &fakeView{}
 	m, err := New(mc, v)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return mc, v, m
+}
+
+// The demo's AIO wiring, without GTK or a display: the child's pipe counts fd events,
+// jobs move the progress, the flood reports its throughput, the timer its lateness, and
+// everything closes with nothing left alive.
+func TestModelWiring(t *testing.T) {
+	leakcheck.Handles(t)
+	mc, v, m := newModel(t)
 	if err := m.StartChild(); err != nil {
 		t.Fatal(err)
 	}
@@ -79,13 +87,7 @@ func TestModelWiring(t *testing.T) {
 // thread, and ends with the file's digest; a cancelled one says so and stops.
 func TestModelChecksum(t *testing.T) {
 	leakcheck.Handles(t)
-	mc := glibloop.NewMainContext()
-	defer mc.Unref()
-	v := &fakeView{}
-	m, err := New(mc, v)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mc, v, m := newModel(t)
 	data := make([]byte, 3<<20+123)
 	for i := range data {
 		data[i] = byte(i * 7)
@@ -143,13 +145,7 @@ func isDone(tk *coroutine.Task) bool {
 // on the loop.
 func TestModelStop(t *testing.T) {
 	leakcheck.Handles(t)
-	mc := glibloop.NewMainContext()
-	defer mc.Unref()
-	v := &fakeView{}
-	m, err := New(mc, v)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mc, v, m := newModel(t)
 	path := filepath.Join(t.TempDir(), "f")
 	if err := os.WriteFile(path, make([]byte, 4<<20), 0o600); err != nil {
 		t.Fatal(err)
