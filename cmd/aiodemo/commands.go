@@ -58,6 +58,19 @@ func (q *qmpCall) checked(errs ...*qmpError) bool {
 	return true
 }
 
+// goTask runs fn as the client's command in flight, a coroutine Task on the main
+// AioContext: the client's going away cancels it (client.close), and a shutdown waits
+// for it (server.taskDone).
+func (q *qmpCall) goTask(fn func(tk *coroutine.Task) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	q.c.cancelTask = cancel
+	q.s.tasks++
+	coroutine.Go(ctx, q.s.aio, func(tk *coroutine.Task) error {
+		defer func() { q.s.taskDone(); cancel() }()
+		return fn(tk)
+	})
+}
+
 // async marks the command as answered later and returns the function that answers it
 // (a value, or an error when e is not nil) and lets the client's next requests run.
 // Call that function once, on the loop thread. A client that went away meanwhile
@@ -224,11 +237,7 @@ func cmdSHA256(q *qmpCall) {
 	}
 	answer := q.async()
 	c := q.c
-	ctx, cancel := context.WithCancel(context.Background())
-	c.cancelTask = cancel
-	q.s.tasks++
-	coroutine.Go(ctx, q.s.aio, func(tk *coroutine.Task) error {
-		defer func() { q.s.taskDone(); cancel() }()
+	q.goTask(func(tk *coroutine.Task) error {
 		h := sha256.New()
 		b := []byte(data)
 		perSlice := max(sha256Slice/max(int64(len(b)), 1), 1)

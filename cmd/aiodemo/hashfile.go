@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -36,12 +35,9 @@ func cmdSHA256File(q *qmpCall) {
 		return
 	}
 	answer := q.async()
-	c, s := q.c, q.s
-	ctx, cancel := context.WithCancel(context.Background())
-	c.cancelTask = cancel
-	s.tasks++
-	coroutine.Go(ctx, s.aio, func(tk *coroutine.Task) error {
-		defer func() { f.Close(); s.taskDone(); cancel() }()
+	c := q.c
+	q.goTask(func(tk *coroutine.Task) error {
+		defer f.Close()
 		fd := int(f.Fd())
 		h := sha256.New()
 		buf := make([]byte, sha256FileChunk)
@@ -72,7 +68,7 @@ func cmdSHA256File(q *qmpCall) {
 			}
 		}
 		if !c.gone {
-			answer(map[string]any{"sha256": hex.EncodeToString(h.Sum(nil)), "bytes": off, "engine": s.aio.AIOEngine().String()}, nil)
+			answer(map[string]any{"sha256": hex.EncodeToString(h.Sum(nil)), "bytes": off, "engine": q.s.aio.AIOEngine().String()}, nil)
 		}
 		return nil
 	})
