@@ -449,3 +449,72 @@ func TestCoroutineWakeAcrossThreads(t *testing.T) {
 		}
 	}
 }
+
+// A coroutine first entered by a Poll on one OS thread cannot run when its context is
+// driven from another thread later (Go's runtime coroutines never change threads): the
+// error handler hears of it, the coroutine stays suspended, and it runs once its own
+// thread drives the context again.
+func TestCoroutineDriverChangedThreads(t *testing.T) {
+	c := newCtx(t)
+	errs := make(chan error, 4)
+	c.SetErrorHandler(func(err error) { errs <- err })
+	steps := 0
+	co := aiosource.NewCoroutine(func(*aiosource.Coroutine) {
+		steps++
+		aiosource.Yield()
+		steps++
+	})
+	// onThread runs fn on a goroutine of its own, locked to a fresh OS thread.
+	onThread := func(fn func()) {
+		done := make(chan struct{})
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			defer close(done)
+			fn()
+		}()
+		<-done
+	}
+	home := make(chan func())
+	homeDone := make(chan struct{})
+	go func() { // the coroutine's own thread: runs what it is sent
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		defer close(homeDone)
+		for fn := range home {
+			fn()
+		}
+	}()
+	onHome := func(fn func()) {
+		done := make(chan struct{})
+		home <- func() { fn(); close(done) }
+		<-done
+	}
+	onHome(func() {
+		c.CoSchedule(co)
+		c.Poll(false)
+	})
+	if steps != 1 {
+		t.Fatalf("steps %d after the first Poll, want 1", steps)
+	}
+	c.CoSchedule(co)
+	onThread(func() { c.Poll(false) })
+	if steps != 1 {
+		t.Fatalf("the coroutine ran %d steps on another thread", steps)
+	}
+	select {
+	case err := <-errs:
+		if !strings.Contains(err.Error(), "cannot change threads") {
+			t.Fatalf("error %v", err)
+		}
+	default:
+		t.Fatal("the error handler heard nothing")
+	}
+	co.Wake() // from outside any walk: scheduled on its context again
+	onHome(func() { c.Poll(false) })
+	close(home)
+	<-homeDone
+	if steps != 2 {
+		t.Fatalf("steps %d once its thread drove the context again, want 2", steps)
+	}
+}

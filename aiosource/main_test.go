@@ -1,6 +1,7 @@
 package aiosource_test
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/glibaio/glibaio/internal/leakcheck"
@@ -51,11 +52,18 @@ func modes(t *testing.T) []*mode {
 	return out
 }
 
-// eachMode runs fn as a subtest per mode.
+// eachMode runs fn as a subtest per mode, locked to its OS thread as every driver of
+// a context must be while coroutines of that context are suspended across its walks:
+// a coroutine runs only on the thread of its first entry, and an unlocked goroutine may
+// Poll on one thread and then on another.
 func eachMode(t *testing.T, fn func(t *testing.T, m *mode)) {
 	t.Helper()
 	for _, m := range modes(t) {
-		t.Run(m.name, func(t *testing.T) { fn(t, m) })
+		t.Run(m.name, func(t *testing.T) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			fn(t, m)
+		})
 	}
 }
 

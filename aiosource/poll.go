@@ -34,6 +34,12 @@ import (
 // restored; work that was queued and did not run yet runs in the next Poll. After Close
 // it returns false.
 //
+// A coroutine runs only on the OS thread of its first entry. A goroutine that drives a
+// context with Poll while coroutines of that context are suspended must therefore stay
+// locked to its OS thread (runtime.LockOSThread) between Polls, as IOThread and
+// MainLoop.Run do: a Poll on another thread that finds such a coroutine scheduled
+// reports it through the context's error handler, and the coroutine stays suspended.
+//
 // A blocking Poll waits until its deadline (the nearest timer, or 10 ms while only idle
 // BHs are scheduled, as aio_compute_timeout) on the context's timerfd, polled together
 // with the fds, rather than with a ppoll or epoll_wait timeout: the kernel may end a poll
