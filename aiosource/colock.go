@@ -47,7 +47,7 @@ func (m *CoMutex) Lock() {
 	}
 	m.waiters.push(self)
 	m.mu.Unlock()
-	Yield() // Unlock handed the lock over before it woke us
+	self.Yield() // Unlock handed the lock over before it woke us
 	self.locksHeld++
 }
 
@@ -112,7 +112,7 @@ func (q *CoQueue) wait(lock Lockable, front bool) {
 	if lock != nil {
 		lock.Unlock()
 	}
-	Yield()
+	self.Yield()
 	if lock != nil {
 		lock.Lock()
 	}
@@ -181,7 +181,7 @@ func (l *CoRwlock) RdLock() {
 	} else {
 		l.tickets = append(l.tickets, rwTicket{co: self})
 		l.mu.Unlock()
-		Yield() // admitted: owners counts us already
+		self.Yield() // admitted: owners counts us already
 		l.wakeOne()
 	}
 	self.locksHeld++
@@ -197,7 +197,7 @@ func (l *CoRwlock) WrLock() {
 	} else {
 		l.tickets = append(l.tickets, rwTicket{write: true, co: self})
 		l.mu.Unlock()
-		Yield() // admitted as the writer
+		self.Yield() // admitted as the writer
 	}
 	self.locksHeld++
 }
@@ -240,7 +240,7 @@ func (l *CoRwlock) Upgrade() {
 	l.tickets = append(l.tickets, rwTicket{write: true, co: self})
 	l.mu.Unlock()
 	l.wakeOne()
-	Yield()
+	self.Yield()
 }
 
 // Downgrade turns the caller's write hold into a read hold and admits waiting readers

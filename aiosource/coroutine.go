@@ -76,10 +76,7 @@ func NewCoroutine(entry func(co *Coroutine)) *Coroutine {
 // first entry. Entered on another thread or at another level, a coroutine of a context
 // is scheduled there (CoSchedule) or parked until its level runs again, and Enter
 // returns at once; one with no context panics.
-func (co *Coroutine) Enter() {
-	t := currentThread()
-	t.enter(t.contextOrNil(), co)
-}
+func (co *Coroutine) Enter() { enter(nil, true, co) }
 
 // EnterIfInactive enters the coroutine unless it is entered already, that is, running
 // or waiting for a coroutine it entered (qemu_coroutine_enter_if_inactive).
@@ -102,12 +99,35 @@ func (co *Coroutine) Context() *Context { return co.ctx.Load() }
 // (qemu_coroutine_yield). It returns when the coroutine is entered again. Outside a
 // coroutine it panics with QEMU's "Co-routine is yielding to no one".
 func Yield() {
-	_, co := self()
+	// self, inlined by hand: a coroutine yields at every wait.
+	m := getm()
+	t := threads.tab[threadHash(m)].Load()
+	if t.m != m {
+		t = threadOfSlow(m)
+	}
+	var co *Coroutine
+	if t.held.Load() != 0 {
+		co = t.current
+	}
 	if co == nil {
 		panic("aiosource: Co-routine is yielding to no one")
 	}
-	co.caller = nil
-	co.w.yield(struct{}{})
+	co.w.yield(struct{}{}) // enter clears co.caller
+}
+
+// Yield is the package's Yield for a coroutine that holds its own *Coroutine (the
+// entry function's argument): it suspends co, which must be the calling coroutine, and
+// returns when co is entered again. It skips Yield's look-up of the running coroutine
+// and compiles to the switch itself, about a third of the overhead that an enter+yield
+// pair adds to a bare Go runtime coroutine switch. Called by anything but co itself, it
+// panics ("Co-routine is yielding to no one") when co is not running, and its behaviour
+// is undefined when co runs on another thread.
+func (co *Coroutine) Yield() {
+	w := co.w
+	if w == nil || w.t.current != co {
+		panic("aiosource: Co-routine is yielding to no one")
+	}
+	w.yield(struct{}{}) // enter clears co.caller
 }
 
 // Self returns the coroutine running on the calling thread (qemu_coroutine_self), or
@@ -249,37 +269,37 @@ func (t *thread) drainPool(mark uintptr) {
 	}
 }
 
-// enter is qemu_aio_coroutine_enter: it runs co, then, depth-first, what each coroutine
-// it ran woke, until none is left. The caller has just locked the goroutine to t's
-// thread (currentThread) and hands that lock over. An enter directly in a walk of ctx
-// (the innermost walk, at the same callback level) runs in that walk, and gives the
-// lock back; any other counts itself in as an enter chain of its own (acquire), whose
-// end runs the parked coroutines of its level and retires its pool.
-func (t *thread) enter(ctx *Context, co *Coroutine) {
+// enter is qemu_aio_coroutine_enter: it runs co in ctx (with current, in the context
+// of the calling thread's innermost walk), then, depth-first, what each coroutine it
+// ran woke, until none is left, at the calling goroutine's callback level. An enter
+// directly in a walk of ctx at that level runs in that walk; any other counts itself in
+// as an enter chain of its own (enterChain), whose end runs the parked coroutines of
+// its level and retires its pool.
+//
+// Coroutine.Enter is enter inlined: every frame between the caller and the switch costs
+// a mispredicted return when the coroutine yields back (the CPU's return stack holds
+// the coroutine's frames then), so the loop itself makes the switch. A coroutine's
+// panic never comes out of a switch (its worker catches it, runEntry); the panics
+// raised here leave the coroutines still pending scheduled on their contexts, and
+// t.current as it was.
+func enter(ctx *Context, current bool, co *Coroutine) {
+	t := currentThread()
+	if current {
+		ctx = t.contextOrNil()
+	}
 	mark := cshim.StackMark()
-	if n := len(t.walks); n > 0 && t.walks[n-1].mark == mark && t.walks[n-1].ctx == ctx {
-		runtime.UnlockOSThread() // the walk's own lock keeps the thread
-		t.run(ctx, co, mark)
+	if !t.inWalk(ctx, mark) {
+		t.enterChain(ctx, co, mark)
 		return
 	}
-	t.acquire(ctx, mark)
-	defer t.leave()
-	t.run(ctx, co, mark)
-}
-
-// run is the enter loop of enter, at the level mark. A coroutine's panic never comes
-// out of a switch (its worker catches it, runEntry); the panics raised here leave the
-// coroutines still pending scheduled on their contexts, and t.current as it was.
-func (t *thread) run(ctx *Context, co *Coroutine, mark uintptr) {
+	runtime.UnlockOSThread() // the walk's own lock keeps the thread
 	var pending coList
 	from := t.current
 	caller := from
 	if caller == nil {
 		caller = leader
 	}
-	pending.push(co)
-	for !pending.empty() {
-		to := pending.pop()
+	for to := co; to != nil; to = pending.pop() {
 		if s := to.scheduled.Load(); s != nil {
 			t.rescheduleAll(&pending)
 			panic(fmt.Sprintf("aiosource: qemu_aio_coroutine_enter: Co-routine was already scheduled in '%s'", *s))
@@ -302,6 +322,7 @@ func (t *thread) run(ctx *Context, co *Coroutine, mark uintptr) {
 		t.current = to
 		to.w.next() // runs it until it yields or returns; a Goexit in it ends us too
 		t.current = from
+		to.caller = nil // it yielded (qemu_coroutine_yield clears it), or returned
 		if !to.wakeup.empty() {
 			pending.pushFrontList(&to.wakeup) // what it woke runs first, in order
 		}
@@ -309,6 +330,20 @@ func (t *thread) run(ctx *Context, co *Coroutine, mark uintptr) {
 			t.terminate(to, &pending)
 		}
 	}
+}
+
+// inWalk reports whether the innermost walk on t is of ctx at the level mark.
+func (t *thread) inWalk(ctx *Context, mark uintptr) bool {
+	n := len(t.walks)
+	return n > 0 && t.walks[n-1].mark == mark && t.walks[n-1].ctx == ctx
+}
+
+// enterChain runs enter as an enter chain of its own, on t, the calling goroutine's
+// thread, which the caller has just locked it to (acquire takes that lock over).
+func (t *thread) enterChain(ctx *Context, co *Coroutine, mark uintptr) {
+	t.acquire(ctx, mark)
+	defer t.leave()
+	enter(ctx, false, co)
 }
 
 // leave ends an enter chain: leaving's work, then release, even if leaving panics.
@@ -363,8 +398,7 @@ func (t *thread) runParked(mark uintptr) {
 			continue
 		}
 		t.parked = append(t.parked[:i], t.parked[i+1:]...)
-		runtime.LockOSThread() // handed to enter
-		t.enter(co.ctx.Load(), co)
+		enter(co.ctx.Load(), false, co)
 	}
 }
 

@@ -52,6 +52,33 @@ func TestCoroutineYield(t *testing.T) {
 	}
 }
 
+// /basic/yield with Coroutine.Yield, and Entered/Self around it: the method is the
+// package's Yield for a coroutine that holds itself.
+func TestCoroutineYieldMethod(t *testing.T) {
+	lockThread(t)
+	steps := 0
+	var inside []bool
+	co := aiosource.NewCoroutine(func(co *aiosource.Coroutine) {
+		for i := 0; i < 3; i++ {
+			inside = append(inside, co.Entered() && aiosource.Self() == co)
+			co.Yield()
+			steps++
+		}
+	})
+	for i := 0; i < 4; i++ {
+		if co.Entered() {
+			t.Fatalf("entry %d: Entered before the entry", i)
+		}
+		co.Enter()
+		if i < 3 && steps != i {
+			t.Fatalf("entry %d: %d steps, want %d", i, steps, i)
+		}
+	}
+	if steps != 3 || len(inside) != 3 || !inside[0] || !inside[1] || !inside[2] {
+		t.Fatalf("steps %d, inside %v", steps, inside)
+	}
+}
+
 // /basic/nesting: 128 coroutines, each entered by the one before.
 func TestCoroutineNesting(t *testing.T) {
 	lockThread(t)
@@ -300,6 +327,18 @@ func TestCoroutineMisuse(t *testing.T) {
 	lockThread(t)
 	mustPanicWith(t, "Co-routine is yielding to no one", aiosource.Yield)
 	mustPanicWith(t, "nil entry", func() { aiosource.NewCoroutine(nil) })
+	// Coroutine.Yield of a coroutine that never ran, of one suspended, and from the
+	// coroutine it entered: none of them is the running coroutine.
+	fresh := aiosource.NewCoroutine(func(*aiosource.Coroutine) {})
+	mustPanicWith(t, "Co-routine is yielding to no one", fresh.Yield)
+	fresh.Enter()
+	suspended := aiosource.NewCoroutine(func(co *aiosource.Coroutine) { co.Yield() })
+	suspended.Enter()
+	mustPanicWith(t, "Co-routine is yielding to no one", suspended.Yield)
+	mustPanicWith(t, "Co-routine is yielding to no one", func() {
+		aiosource.NewCoroutine(func(*aiosource.Coroutine) { suspended.Yield() }).Enter()
+	})
+	suspended.Enter() // it returns
 	mustPanicWith(t, "re-entered recursively", func() {
 		aiosource.NewCoroutine(func(co *aiosource.Coroutine) { co.Enter() }).Enter()
 	})

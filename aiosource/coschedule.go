@@ -34,24 +34,23 @@ func CurrentContext() *Context {
 // (CoSchedule). A nil c stands for no context: co is entered on the calling thread
 // when it walks no context either.
 func (c *Context) CoEnter(co *Coroutine) {
-	t := currentThread() // locked: handed to enter, or undone below
-	if t.contextOrNil() != c {
-		runtime.UnlockOSThread()
-		if c == nil {
-			panic("aiosource: CoEnter: a coroutine with no context entered from a context's walk")
-		}
+	t := currentThread()
+	cur, self := t.contextOrNil(), t.current
+	// enter locks on its own; the lock of the walk that makes cur non-nil keeps the
+	// goroutine on t meanwhile.
+	runtime.UnlockOSThread()
+	switch {
+	case cur != c && c == nil:
+		panic("aiosource: CoEnter: a coroutine with no context entered from a context's walk")
+	case cur != c:
 		c.CoSchedule(co)
-		return
-	}
-	if self := t.current; self != nil {
-		runtime.UnlockOSThread()
-		if co == self {
-			panic("aiosource: aio_co_enter: a coroutine entered itself")
-		}
+	case self == co:
+		panic("aiosource: aio_co_enter: a coroutine entered itself")
+	case self != nil:
 		self.wakeup.push(co)
-		return
+	default:
+		enter(c, false, co)
 	}
-	t.enter(c, co)
 }
 
 // Wake resumes co where it last ran (aio_co_wake): CoEnter in the context of its most
@@ -97,8 +96,7 @@ func (c *Context) coScheduleBH() {
 		next := co.schedNext
 		co.schedNext = nil
 		co.scheduled.Store(nil)
-		t := currentThread()
-		t.enter(c, co)
+		enter(c, false, co)
 		co = next
 	}
 }
@@ -128,5 +126,5 @@ func RescheduleSelf(to *Context) {
 		panic(fmt.Sprintf("aiosource: RescheduleSelf: thread %d drives the target context; a coroutine cannot move to another OS thread (Go's runtime coroutines run only on the thread they were made on)", d.tid))
 	}
 	from.ScheduleOneshot(func() { to.CoSchedule(co) })
-	Yield()
+	co.Yield()
 }

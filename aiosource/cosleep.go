@@ -39,7 +39,7 @@ func (w *CoSleepState) sleep(self *Coroutine) {
 		panic(fmt.Sprintf("aiosource: qemu_co_sleep: Co-routine was already scheduled in '%s'", *self.scheduled.Load()))
 	}
 	w.toWake.Store(self)
-	Yield()
+	self.Yield()
 }
 
 // Wake ends the sleep early (qemu_co_sleep_wake); it does nothing if no coroutine
@@ -92,7 +92,7 @@ func SubmitCo(work func() error) error {
 	})
 	if !finished { // Submit after Close completes at once
 		waiting = true
-		Yield()
+		self.Yield()
 	}
 	if pe != nil {
 		panic(pe)

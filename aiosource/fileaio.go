@@ -472,7 +472,7 @@ func coFile(name string, kind uint32, fd int, buf []byte, off int64) (int, error
 	// coroutine only if it is not entered).
 	if !op.finished {
 		op.waiting = true
-		Yield()
+		self.Yield()
 	}
 	n, err := op.n, op.err
 	u.mu.Lock()

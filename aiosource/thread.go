@@ -61,10 +61,20 @@ var threads struct {
 // threadOf returns the record of the thread whose M is m, making it on first use. The
 // first probe is inlined: it finds the record of every thread but a colliding one.
 func threadOf(m uintptr) *thread {
-	if t := threads.tab[threadHash(m)].Load(); t != nil && t.m == m {
+	if t := threads.tab[threadHash(m)].Load(); t.m == m {
 		return t
 	}
 	return threadOfSlow(m)
+}
+
+// noThread fills the table's free slots, so that a probe needs no nil check: no M
+// lives at address 0.
+var noThread thread
+
+func init() {
+	for i := range threads.tab {
+		threads.tab[i].Store(&noThread)
+	}
 }
 
 // threadHash is 8 bits of a Fibonacci hash of an M's address.
@@ -75,9 +85,9 @@ func threadOfSlow(m uintptr) *thread {
 	for i := uintptr(0); i < uintptr(len(threads.tab)); i++ {
 		slot := &threads.tab[(h+i)%uintptr(len(threads.tab))]
 		t := slot.Load()
-		if t == nil {
+		if t == &noThread {
 			nt := &thread{m: m}
-			if slot.CompareAndSwap(nil, nt) {
+			if slot.CompareAndSwap(&noThread, nt) {
 				return nt
 			}
 			t = slot.Load()
@@ -103,7 +113,11 @@ func threadOfSlow(m uintptr) *thread {
 // record; pair it with runtime.UnlockOSThread, or hand the lock to acquire.
 func currentThread() *thread {
 	runtime.LockOSThread()
-	return threadOf(getm())
+	m := getm()
+	if t := threads.tab[threadHash(m)].Load(); t.m == m { // threadOf, inlined by hand
+		return t
+	}
+	return threadOfSlow(m)
 }
 
 // acquire counts a walk or enter chain in on t, the calling goroutine's thread, which

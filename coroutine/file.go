@@ -71,7 +71,7 @@ func (t *Task) file(op string, start func(done func(int, error)) aiosource.FileR
 	})
 	if !finished { // after the loop's Close the completion comes at once
 		stop := context.AfterFunc(t.ctx, req.Cancel)
-		aiosource.Yield()
+		t.co.Yield()
 		stop()
 	}
 	if errors.Is(res, syscall.ECANCELED) && t.ctx.Err() != nil {

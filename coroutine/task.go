@@ -131,7 +131,7 @@ func (t *Task) begin(op string) (*waiter, error) {
 // block yields until w is woken by one of its sources or by the Task's context.
 func (t *Task) block(w *waiter) {
 	stop := context.AfterFunc(t.ctx, w.wake)
-	aiosource.Yield()
+	t.co.Yield()
 	stop()
 }
 
@@ -221,7 +221,7 @@ func Recv[T any](t *Task, ch <-chan T) (v T, ok bool, err error) {
 		}
 		w.wake()
 	}()
-	aiosource.Yield() // only the goroutine wakes it: one outcome, nothing lost
+	t.co.Yield() // only the goroutine wakes it: one outcome, nothing lost
 	if !got {
 		return v, false, t.ctx.Err()
 	}

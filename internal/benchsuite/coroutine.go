@@ -36,12 +36,13 @@ type CoLoop struct {
 
 	// The scenarios' bodies and coroutine entries, bound once, so that running them
 	// allocates nothing.
-	enterYieldBody, createBody, handoffBody func()
-	tick                                    func()
-	yielder, nop, locker                    func(*aiosource.Coroutine)
-	stop                                    bool
-	mu                                      aiosource.CoMutex
-	Steps, Locks                            int // yields and lock acquisitions, for the tests
+	enterYieldBody, enterYieldPkgBody func()
+	createBody, handoffBody           func()
+	tick                              func()
+	yielder, pkgYielder, nop, locker  func(*aiosource.Coroutine)
+	stop                              bool
+	mu                                aiosource.CoMutex
+	Steps, Locks                      int // yields and lock acquisitions, for the tests
 }
 
 // NewCoLoop makes a CoLoop driven by Poll, or with glib by GLib iterations of a
@@ -57,8 +58,9 @@ func NewCoLoop(glib bool) (*CoLoop, error) {
 		c.Attach(l.mc)
 	}
 	l.bh = c.NewBH("cobench", l.runBody)
-	l.enterYieldBody, l.createBody, l.handoffBody = l.doEnterYield, l.doCreate, l.doHandoff
-	l.tick, l.yielder, l.nop, l.locker = l.oneshotRan, l.yieldLoop, l.nothing, l.lockLoop
+	l.enterYieldBody, l.enterYieldPkgBody = l.doEnterYield, l.doEnterYieldPkg
+	l.createBody, l.handoffBody = l.doCreate, l.doHandoff
+	l.tick, l.yielder, l.pkgYielder, l.nop, l.locker = l.oneshotRan, l.yieldLoop, l.pkgYieldLoop, l.nothing, l.lockLoop
 	return l, nil
 }
 
@@ -86,14 +88,21 @@ func (l *CoLoop) run(body func(), n int) time.Duration {
 // InBH runs fn inside the BH once (for the allocation checks).
 func (l *CoLoop) InBH(fn func()) { l.run(fn, 0) }
 
-// EnterYield enters a coroutine that yields at once n times from one BH, and returns
-// the time of the n enter+yield pairs. The coroutine is created and first entered
-// before the timing starts, and finished after it.
+// EnterYield enters a coroutine that yields at once (Coroutine.Yield) n times from one
+// BH, and returns the time of the n enter+yield pairs. The coroutine is created and
+// first entered before the timing starts, and finished after it.
 func (l *CoLoop) EnterYield(n int) time.Duration { return l.run(l.enterYieldBody, n) }
 
-func (l *CoLoop) doEnterYield() {
+// EnterYieldPkg is EnterYield with the package's Yield, which looks up the running
+// coroutine.
+func (l *CoLoop) EnterYieldPkg(n int) time.Duration { return l.run(l.enterYieldPkgBody, n) }
+
+func (l *CoLoop) doEnterYield()    { l.enterYield(l.yielder) }
+func (l *CoLoop) doEnterYieldPkg() { l.enterYield(l.pkgYielder) }
+
+func (l *CoLoop) enterYield(entry func(*aiosource.Coroutine)) {
 	l.stop = false
-	co := aiosource.NewCoroutine(l.yielder)
+	co := aiosource.NewCoroutine(entry)
 	co.Enter()
 	start := time.Now()
 	for i := 0; i < l.n; i++ {
@@ -104,8 +113,16 @@ func (l *CoLoop) doEnterYield() {
 	co.Enter() // it returns
 }
 
-// yieldLoop is `for { aiosource.Yield() }`, with a way out.
-func (l *CoLoop) yieldLoop(*aiosource.Coroutine) {
+// yieldLoop is `for { co.Yield() }`, with a way out.
+func (l *CoLoop) yieldLoop(co *aiosource.Coroutine) {
+	for !l.stop {
+		co.Yield()
+		l.Steps++
+	}
+}
+
+// pkgYieldLoop is `for { aiosource.Yield() }`, with a way out.
+func (l *CoLoop) pkgYieldLoop(*aiosource.Coroutine) {
 	for !l.stop {
 		aiosource.Yield()
 		l.Steps++
@@ -337,21 +354,23 @@ func coEnterYieldRows(cfg Config) ([]Row, error) {
 		m := max(n/50, 10)
 		return ChanRoundTrips(m) * time.Duration(n) / time.Duration(m)
 	}
-	v := interleaveAll(cfg.Rounds, cfg.Ops, sigjmp, poll.EnterYield, gl.EnterYield, PullPairs, chanRT)
+	v := interleaveAll(cfg.Rounds, cfg.Ops, sigjmp, poll.EnterYield, gl.EnterYield, PullPairs, chanRT, poll.EnterYieldPkg)
 	if cerr != nil {
 		return nil, cerr
 	}
-	c, o, g, f, ch := v[0], v[1], v[2], v[3], v[4]
+	c, o, g, f, ch, p := v[0], v[1], v[2], v[3], v[4], v[5]
 	const floor = "a bare Go runtime coroutine pair (iter.Pull), which every Coroutine runs on"
 	glib := []Note{{Name: "GLib-iteration form", Value: Median(g), Unit: "ns"},
-		{Name: "GLib-iteration form to the floor", Value: medianRatio(g, f), Unit: "x"}}
+		{Name: "GLib-iteration form to the floor", Value: medianRatio(g, f), Unit: "x"},
+		{Name: "with the package's Yield()", Value: Median(p), Unit: "ns"},
+		{Name: "with the package's Yield() to the C pair", Value: medianRatio(p, c), Unit: "x"}}
 	return []Row{
-		{Name: "coroutine enter+yield from a BH under Poll, per pair", OursNS: Median(o),
+		{Name: "coroutine enter+yield (Coroutine.Yield) from a BH under Poll, per pair", OursNS: Median(o),
 			Floor: floor, FloorNS: Median(f), FloorRatio: medianRatio(o, f),
 			Baseline:   "C sigsetjmp/siglongjmp pair between two stacks (QEMU's qemu_coroutine_switch)",
 			BaselineNS: Median(c), Ratio: medianRatio(o, c), PeerMax: 8,
 			Notes: append(glib, Note{Name: "floor to the C pair", Value: medianRatio(f, c), Unit: "x"})},
-		{Name: "coroutine enter+yield from a BH under Poll, against a goroutine hand-off", OursNS: Median(o),
+		{Name: "coroutine enter+yield (Coroutine.Yield) from a BH under Poll, against a goroutine hand-off", OursNS: Median(o),
 			Floor: floor, FloorNS: Median(f), FloorRatio: medianRatio(o, f),
 			Baseline:   "channel round trip to a goroutine from a thread-locked loop",
 			BaselineNS: Median(ch), Ratio: medianRatio(o, ch), PeerMax: 0.01,
