@@ -88,11 +88,14 @@ func run(cfg Config, progress func(string)) ([]Row, *Scaling, error) {
 		fmc := glibloop.NewMainContext()
 		floor := func(n int) time.Duration { return ReadyIterate(fmc, n) }
 		kicks := bi.Ctx.Stats().Kicks
-		f := sideBySide(cfg.Rounds, cfg.Ops, bi.Run, floor, Gotk3Idle)
+		f := sideBySide(cfg.Rounds, cfg.Ops, bi.RunFromLoop, floor, Gotk3Idle, bi.Run)
 		kicks = bi.Ctx.Stats().Kicks - kicks
 		bi.Close()
 		fmc.Unref()
+		goDriven := Median(f.V[3])
 		add(Row{Name: "BH schedule + one iteration on the loop thread", OursNS: f.Ours,
+			Notes: []Note{{Name: "driven from Go instead: Schedule, then a Go-to-C call per iteration", Value: goDriven, Unit: "ns"},
+				{Name: "driven from Go to the floor", Value: medianRatio(f.V[3], f.V[1]), Unit: "x"}},
 			Floor: "one GLib iteration dispatching a C source shaped like the reactor", FloorNS: f.Floor, FloorRatio: f.FloorRatio, FloorMax: 1.5,
 			Baseline: "gotk3 glib.IdleAdd + Iteration", BaselineNS: f.Peer, Ratio: f.Ratio,
 			Conds: []Cond{{Name: "eventfd writes", Value: float64(kicks), Max: 0}}})
@@ -339,8 +342,9 @@ func timerRows(cfg Config, add func(Row)) error {
 	// Four chunks each, rotating which runs first, so drift in the VM's wakeup latency
 	// hits all four alike.
 	gmc := glibloop.NewMainContext()
-	var ours, rt, bare, cfd []time.Duration
+	var ours, rt, bare, cfd, gofd []time.Duration
 	runs := []func(n int) error{
+		func(n int) error { d, err := GoTimerFDLateness(period, n); gofd = append(gofd, d...); return err },
 		func(n int) error { d, err := TimerLateness(period, n); ours = append(ours, d...); return err },
 		func(n int) error {
 			d, err := cbaseline.TimerLateness(gmc.Native(), cbaseline.TimerReadyTime, period, n)
@@ -372,7 +376,9 @@ func timerRows(cfg Config, add func(Row)) error {
 		add(Row{Name: fmt.Sprintf("1.5 ms AIO timer under g_main_loop_run, lateness p%.0f", q.p), Unit: "µs", OursNS: o,
 			Floor: "C GSource polling a timerfd, shaped like the reactor (can_recurse, kick fd)", FloorNS: f, FloorRatio: o / f, FloorMax: q.max,
 			Baseline: "GSource with g_source_set_ready_time", BaselineNS: b, Ratio: o / b,
-			Notes: []Note{{Name: "bare timerfd wait", Value: lateUS(bare, q.p), Unit: "µs"}}})
+			Notes: []Note{{Name: "bare timerfd wait", Value: lateUS(bare, q.p), Unit: "µs"},
+				{Name: "Go floor: the same source in Go, one crossing (Dispatch)", Value: lateUS(gofd, q.p), Unit: "µs"},
+				{Name: "Go floor to the C floor", Value: lateUS(gofd, q.p) / f, Unit: "x"}}})
 	}
 	return nil
 }

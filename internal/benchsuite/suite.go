@@ -20,6 +20,7 @@ import (
 	"github.com/glibaio/glibaio/aiosource"
 	"github.com/glibaio/glibaio/glibloop"
 	"github.com/glibaio/glibaio/internal/cbaseline"
+	"github.com/glibaio/glibaio/internal/watch"
 )
 
 // Config scales the runs.
@@ -348,10 +349,11 @@ func (g *GLibFDSources) Close() {
 // BHIteration measures bh.Schedule plus one non-blocking GLib iteration, on the
 // loop thread, and counts the eventfd writes it made.
 type BHIteration struct {
-	Ctx *aiosource.Context
-	mc  *glibloop.MainContext
-	bh  *aiosource.BH
-	n   int
+	Ctx   *aiosource.Context
+	mc    *glibloop.MainContext
+	bh    *aiosource.BH
+	n     int
+	again bool // the BH schedules itself (RunFromLoop)
 }
 
 // NewBHIteration attaches an AioContext to the default context, where gotk3's IdleAdd
@@ -362,12 +364,31 @@ func NewBHIteration() (*BHIteration, error) {
 		return nil, err
 	}
 	b := &BHIteration{Ctx: c, mc: glibloop.DefaultContext()}
-	b.bh = c.NewBH("bench", func() { b.n++ })
+	b.bh = c.NewBH("bench", func() {
+		b.n++
+		if b.again {
+			b.bh.Schedule()
+		}
+	})
 	c.Attach(b.mc)
 	return b, nil
 }
 
-// Run does n rounds.
+// RunFromLoop does n rounds the way a loop thread does them under g_main_loop_run: the
+// BH schedules itself from its callback, on the loop thread, and the iterations run in
+// C, as the floor's do (cbaseline.ReadyIterate), with no Go-to-C call per iteration.
+func (b *BHIteration) RunFromLoop(n int) time.Duration {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b.again = true
+	b.bh.Schedule()
+	d := cbaseline.Iterate(b.mc.Native(), n)
+	b.again = false
+	b.mc.Iteration(false) // runs the last Schedule
+	return d
+}
+
+// Run does n rounds from Go: Schedule, then a Go-to-C call of one iteration.
 func (b *BHIteration) Run(n int) time.Duration {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -535,4 +556,66 @@ func PingPong(rounds int) (time.Duration, error) {
 	eb.Set()
 	<-done
 	return time.Since(start), nil
+}
+
+// goTimerFD is the Go floor of the AIO timer under g_main_loop_run: the C floor's
+// reactor-shaped source (a timerfd armed at an absolute monotonic time, an idle kick
+// eventfd, can_recurse), written as a glibloop Source whose one crossing is Dispatch,
+// which reads the timerfd and the clock from Go, as the C source does in C.
+type goTimerFD struct {
+	tfd    int
+	expire int64
+	period int64
+	out    []time.Duration
+	rounds int
+}
+
+func (g *goTimerFD) arm() {
+	its := unix.ItimerSpec{Value: unix.NsecToTimespec(g.expire)}
+	unix.TimerfdSettime(g.tfd, unix.TFD_TIMER_ABSTIME, &its, nil)
+}
+
+func (g *goTimerFD) Dispatch(*glibloop.Source) bool {
+	var b [8]byte
+	if _, err := unix.Read(g.tfd, b[:]); err != nil {
+		return true
+	}
+	g.out = append(g.out, time.Duration(watch.Nanotime()-g.expire))
+	if len(g.out) == g.rounds {
+		cbaseline.MainLoopQuit()
+		return true
+	}
+	g.expire = watch.Nanotime() + g.period
+	g.arm()
+	return true
+}
+
+// GoTimerFDLateness runs rounds timer periods of a goTimerFD under g_main_loop_run and
+// returns how late each dispatch came.
+func GoTimerFDLateness(period time.Duration, rounds int) ([]time.Duration, error) {
+	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(tfd)
+	kick, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(kick)
+	mc := glibloop.NewMainContext()
+	defer mc.Unref()
+	g := &goTimerFD{tfd: tfd, period: int64(period), rounds: rounds, out: make([]time.Duration, 0, rounds)}
+	src := glibloop.NewSource(g)
+	src.AddUnixFD(tfd, glibloop.IOIn)
+	src.AddUnixFD(kick, glibloop.IOIn)
+	src.SetCanRecurse(true)
+	src.Attach(mc)
+	defer func() { src.Destroy(); src.Unref() }()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	g.expire = watch.Nanotime() + g.period
+	g.arm()
+	cbaseline.MainLoopRun(mc.Native())
+	return g.out, nil
 }

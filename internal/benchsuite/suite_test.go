@@ -104,6 +104,27 @@ func BenchmarkIdleFDs(b *testing.B) {
 	}
 }
 
+// Both forms of the BH row run their BH once per iteration: RunFromLoop's BH, which
+// schedules itself, as often as the iterations Run drives from Go.
+func TestBHIterationForms(t *testing.T) {
+	bi, err := NewBHIteration()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bi.Close()
+	bi.Run(100)
+	if bi.n != 100 {
+		t.Fatalf("Run(100) ran the BH %d times", bi.n)
+	}
+	bi.RunFromLoop(100)
+	if bi.n != 201 { // 100 iterations, and the one that runs its last Schedule
+		t.Fatalf("RunFromLoop(100) ran the BH %d times, want 101", bi.n-100)
+	}
+	if bi.Ctx.Poll(false) {
+		t.Fatal("RunFromLoop left the BH scheduled")
+	}
+}
+
 func BenchmarkBHIteration(b *testing.B) {
 	b.Run("glibaio", func(b *testing.B) {
 		bi, err := NewBHIteration()
@@ -116,6 +137,16 @@ func BenchmarkBHIteration(b *testing.B) {
 		b.ResetTimer()
 		bi.Run(b.N)
 		b.ReportMetric(float64(bi.Ctx.Stats().Kicks-kicks)/float64(b.N), "eventfd-writes/op")
+	})
+	b.Run("glibaio-loop", func(b *testing.B) {
+		bi, err := NewBHIteration()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer bi.Close()
+		b.ReportAllocs()
+		b.ResetTimer()
+		bi.RunFromLoop(b.N)
 	})
 	b.Run("C-floor", func(b *testing.B) {
 		mc := glibloop.NewMainContext()
