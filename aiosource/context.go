@@ -162,8 +162,8 @@ func New() (*Context, error) {
 	return c, nil
 }
 
-// call runs one callback between the watch slot's Begin and End, so its time counts
-// in its statistics and a stall in it is seen by the watchdog, panic or not.
+// call runs one callback between the watch slot's Enter and Leave, so it counts in its
+// statistics and a stall in it is seen by the watchdog, panic or not.
 func (c *Context) call(wp *watch.Point, fn func()) {
 	var st watch.State
 	c.slot.Enter(&st, wp)

@@ -88,7 +88,8 @@ func NewSource(f SourceFuncs) *Source {
 	s.wp = &s.point
 	watch.Register(&s.slot)
 	s.cs = cshim.Source{
-		// cshim times each call on the slot, a panicking one included.
+		// cshim brackets each call with the slot's Enter and Leave, a panicking one
+		// included: statistics and the stall watchdog.
 		Dispatch: func() bool { return f.Dispatch(s) },
 		Slot:     &s.slot,
 		Point:    &s.point,

@@ -13,12 +13,13 @@ import (
 // Count is exact. The times are sampled, because a clock read costs about as much as
 // the crossing from C into Go that a source's callback is: a call is timed if it is
 // among the callback's first 64, if the callback's last timed call took 4 µs or more
-// (so a callback whose calls are that long is timed on every call), while the stall
-// watchdog runs (every call is, then), and otherwise about one call in 32, drawn at
-// random. Total is then an estimate: each timed call stands for the untimed calls
-// before it, and the sum is scaled to Count; it is exact while every call is timed.
-// Max is the longest timed call, so a rare slow call of an otherwise fast callback can
-// be missed; the stall watchdog sees every call.
+// (so a callback whose calls are that long is timed on every call), and otherwise about
+// one call in 32, drawn at random; the stall watchdog changes none of this. Total is then
+// an estimate: each timed call stands for the untimed calls before it, and the sum is
+// scaled to Count; it is exact while every call is timed. Max is the longest timed call,
+// so a rare slow call of an otherwise fast callback can be missed, unless the stall
+// watchdog saw it: a call stuck past the watchdog's threshold raises Max to the time the
+// watchdog saw it running (a lower bound), timed or not, though not Total.
 type CallbackStats struct {
 	Kind, Name string
 	Count      int64         // calls so far (returned or panicked): exact
@@ -36,14 +37,19 @@ func (s CallbackStats) Mean() time.Duration {
 // SetCallbackStats turns the per-callback statistics (CallbackStats) and the stall
 // watchdog on or off for the whole process. It is on by default. A call costs one
 // atomic add, and two clock reads when it is timed: about one call in 32 of a fast
-// callback, every call of a slow one or while the watchdog runs (see CallbackStats).
+// callback, every call of a slow one (see CallbackStats). While the stall watchdog runs,
+// a call costs two atomic loads and one store more (two when the loop's callback
+// changes), and no clock read.
 func SetCallbackStats(on bool) { watch.SetEnabled(on) }
 
 // Stall is one report of the stall watchdog: a callback that had run longer than the
 // threshold and was still running.
 type Stall struct {
 	Kind, Name string
-	Duration   time.Duration // how long it had run when the watchdog looked
+	// Duration is how long the watchdog had seen it running when it reported it: a
+	// lower bound, short of the truth by up to one watchdog tick (a quarter of the
+	// threshold).
+	Duration time.Duration
 	// Stack holds the stacks of the goroutines running that callback at that moment
 	// (normally one: the loop's).
 	Stack []byte
@@ -53,9 +59,16 @@ type Stall struct {
 // source's Dispatch; aiosource's BHs, fd handlers and timers) that runs longer than
 // threshold is reported once, while it still runs, to report. A nil report logs it with
 // log/slog at level Warn, with the stack. A threshold of 0 stops the watchdog and its
-// goroutine. It is off by default. While it runs, every callback reads the clock when it
-// starts, so that the watchdog knows how long it has run, and its statistics time every
-// call. This answers the first question of GTK users: what froze my UI?
+// goroutine. It is off by default. This answers the first question of GTK users: what
+// froze my UI?
+//
+// The loops read no clock for it. While it runs, each callback shows on its loop which
+// callback runs and a counter that changes at every call, and the watchdog looks at the
+// loops every quarter of the threshold (every millisecond at least): a call that it
+// finds running, unchanged, for the threshold since it first saw it is reported, between
+// threshold and threshold plus one tick after it began. A callback that runs a nested
+// loop (a nested Iteration or Poll) is timed afresh each time a nested callback returns
+// to it, so a long nested loop whose callbacks return is no stall.
 func SetStallWatchdog(threshold time.Duration, report func(Stall)) {
 	var r func(watch.Stall)
 	if report != nil {

@@ -137,7 +137,8 @@ func (s *phasedSource) Dispatch(src *glibloop.Source) bool {
 // A fast source's dispatches are timed by sampling after its first calls, but their
 // count stays exact, and the watchdog still names the source when a later dispatch
 // stalls, while it runs: it does not depend on which calls the sampling times. The
-// stalled call is timed (every call is while the watchdog runs), so it is the Max.
+// stalled call keeps to the sampling rules (it is most likely untimed), but the time the
+// watchdog saw it stuck, at least the threshold, shows as the Max.
 func TestStallWatchdogSampledSource(t *testing.T) {
 	leakcheck.Handles(t)
 	c := testutil.NewContext(t)
@@ -173,7 +174,7 @@ func TestStallWatchdogSampledSource(t *testing.T) {
 		t.Fatalf("stall %+v", st)
 	}
 	ds = s.DispatchStats()
-	if ds.Count != fast+1 || ds.Max < 150*time.Millisecond {
+	if ds.Count != fast+1 || ds.Max < st.Duration || ds.Max < 20*time.Millisecond {
 		t.Fatalf("after the stall: %+v", ds)
 	}
 }

@@ -31,16 +31,26 @@ import (
 // callback is made of (about 30 ns each here, two per timed call). A call is timed when
 //
 //   - it is among the first warmupCalls calls of its point, or
-//   - the stall watchdog is running (it needs each call's start anyway), or
 //   - the point's previous timed call took slowNS or more (a callback whose calls are
 //     that long is timed on every call, for a cost under 2%), or
 //   - it is the sample that the previous timed call drew: 1 to maxGap calls later,
 //     uniformly at random (a mean of 32), so a periodic pattern of fast and slow calls
 //     cannot hide from the samples.
 //
+// The same rules hold whether the watchdog runs or not: it reads no clock on the loop.
 // Each timed call stands for the calls since the previous one (its weight), so Total is
 // estimated as the sum of duration × weight, scaled to Count; it is exact when every
-// call was timed. Max is the longest timed call.
+// call was timed. Max is the longest timed call, or the longest time the watchdog saw a
+// call stuck past its threshold (a lower bound of that call's duration), whichever is
+// longer.
+//
+// The watchdog does not time calls. A Slot shows only which callback runs and a counter
+// that changes at every call, and the watchdog goroutine notes, on each tick, when it
+// first saw each running state; a state still there threshold later belongs to a call
+// that has run at least that long. That is the Linux kernel's hard-lockup check
+// (is_hardlockup compares a counter with the copy it saved on its previous look): the
+// loop's thread pays two atomic loads and one or two atomic stores per Enter and Leave,
+// and no clock read.
 
 const (
 	warmupCalls = 64
@@ -61,7 +71,7 @@ type Point struct {
 	next       atomic.Int64 // a call begun when count is at least next is timed
 	lastTimed  atomic.Int64 // count when the last timed call returned: the calls the timed ones stand for
 	weightedNS atomic.Int64 // the sum of each timed call's duration × the calls it stands for
-	maxNS      atomic.Int64 // the longest timed call
+	maxNS      atomic.Int64 // the longest timed call, or stall the watchdog saw
 
 	kind string
 	name atomic.Pointer[string]
@@ -137,7 +147,8 @@ type Stats struct {
 }
 
 // Stats returns the point's statistics: Count exact, Total estimated from the timed
-// calls (exact when all were timed), Max the longest timed call.
+// calls (exact when all were timed), Max the longest timed call or the longest time the
+// watchdog saw a call stuck.
 func (p *Point) Stats() Stats {
 	count, stood, wns := p.count.Load(), p.lastTimed.Load(), p.weightedNS.Load()
 	total := wns
@@ -151,8 +162,8 @@ func (p *Point) Stats() Stats {
 // How a call is timed (State.timing).
 const (
 	untimed     = iota
-	timedAll    // warm-up, a slow point, or the watchdog: the next call's timing is unchanged
-	timedSample // the drawn sample: it draws the next one
+	timedAll    // warm-up: the next call's timing is unchanged
+	timedSample // the drawn sample (or the call after a slow one): it draws the next one
 )
 
 // timing decides whether the call that begins now is timed.
@@ -176,12 +187,7 @@ func (p *Point) done(timing uint8, d int64) {
 	w := c - p.lastTimed.Load()
 	p.lastTimed.Store(c)
 	p.weightedNS.Add(d * w)
-	for {
-		m := p.maxNS.Load()
-		if d <= m || p.maxNS.CompareAndSwap(m, d) {
-			break
-		}
-	}
+	p.raiseMax(d)
 	switch {
 	case d >= slowNS:
 		p.next.Store(c) // time the next call too
@@ -190,35 +196,58 @@ func (p *Point) done(timing uint8, d int64) {
 	}
 }
 
-// Slot tracks the callback running on one loop; nested callbacks (a nested
-// Poll or iteration) stack up through their States.
-type Slot struct {
-	start    atomic.Int64          // nanotime at Enter; 0 while no callback runs (watchdog on only)
-	what     atomic.Pointer[Point] // the callback running since start; the last one while start is 0
-	reported atomic.Int64          // the start time of the call already reported
+// raiseMax makes d the point's Max if it is longer.
+func (p *Point) raiseMax(d int64) {
+	for {
+		m := p.maxNS.Load()
+		if d <= m || p.maxNS.CompareAndSwap(m, d) {
+			return
+		}
+	}
 }
+
+// Slot tracks the callback running on one loop; nested callbacks (a nested Poll or
+// iteration) stack up through their States. Only the loop's thread writes it, and only
+// while the watchdog runs (Enter's watched path); the watchdog goroutine reads it.
+//
+// state is a change counter shifted left by one, with the running bit below it: every
+// Enter, Leave, Lap and Restore that the watchdog sees stores a new counter, so equal
+// states read at two times mean that the same call ran all along. what is the callback
+// of the running state (the last one while idle). It is written before state, and only
+// while state shows idle: when a nested callback must change it while the outer one
+// runs, an idle state is stored first. So a reader that reads state, what, then state
+// again, and finds the same running state twice, holds that state's callback.
+type Slot struct {
+	state atomic.Uint64
+	what  atomic.Pointer[Point]
+}
+
+// running is the bit of Slot.state that says that a callback runs.
+const running = 1
 
 // State is one running callback's record, from Enter to Leave.
 type State struct {
-	p       *Point // nil: statistics off
-	begun   int64  // Nanotime at Enter (or the last Lap) when timed
-	timing  uint8
-	watched bool // published on the slot for the watchdog: End restores the previous
-	prevP   *Point
-	prevAt  int64
+	p      *Point // nil: statistics off
+	begun  int64  // Nanotime at Enter (or the last Lap) when timed
+	timing uint8
+	// watched: the call was shown on the slot for the watchdog, and Restore shows
+	// what ran before it: prevP if outerRunning (a nested call), nothing otherwise.
+	watched, outerRunning bool
+	prevP                 *Point
 }
 
 var callbackStats atomic.Bool
 
-// watching is set while the watchdog runs: only then must a slot publish the callback
-// it runs (two stores per Begin and End that the statistics alone do not need).
+// watching is set while the watchdog runs: only then must a slot show the callback it
+// runs (one or two stores per Enter and Leave that the statistics alone do not need).
 var watching atomic.Bool
 
 func init() { callbackStats.Store(true) }
 
 // SetEnabled turns the per-callback statistics and the watchdog on or off for the whole
 // process; it is on by default. A call costs an atomic add, and two clock reads when it
-// is timed (see the sampling rules above).
+// is timed (see the sampling rules above); while the watchdog runs, two loads and one
+// store more (two when the slot's callback changes).
 func SetEnabled(on bool) { callbackStats.Store(on) }
 
 // Enter records that p starts on this slot, in a State that the caller keeps in place
@@ -231,18 +260,31 @@ func (s *Slot) Enter(st *State, p *Point) {
 		return
 	}
 	st.p = p
-	if watching.Load() {
-		now := Nanotime()
-		st.begun, st.timing, st.watched = now, timedAll, true
-		if st.prevAt = s.start.Load(); st.prevAt != 0 {
-			st.prevP = s.what.Load() // a nested callback: Restore puts the outer one back
-		}
-		s.publish(p, now)
-		return
-	}
 	if st.timing = p.timing(); st.timing != untimed {
 		st.begun = Nanotime()
 	}
+	if watching.Load() {
+		s.enterWatched(st, p)
+	}
+}
+
+// enterWatched shows the watchdog that p runs on the slot, noting in st what ran
+// before (a nested call's outer callback) for Restore.
+func (s *Slot) enterWatched(st *State, p *Point) {
+	st.watched = true
+	old := s.state.Load()
+	w := s.what.Load()
+	if w != p {
+		if old&running != 0 {
+			old += 2
+			s.state.Store(old &^ running) // what changes only while idle shows
+		}
+		s.what.Store(p)
+	}
+	if old&running != 0 {
+		st.outerRunning, st.prevP = true, w // Restore shows the outer callback again
+	}
+	s.state.Store((old + 2) | running)
 }
 
 // Leave records that the callback begun with Enter returned (or panicked), and
@@ -261,7 +303,8 @@ func (s *Slot) Leave(st *State) {
 
 // Lap records that the callback begun with Enter (or the last Lap) returned and that
 // the next one for the same point starts now. A run of callbacks of one point, such as
-// a batch of oneshot BHs, reads the clock at most once per callback instead of twice.
+// a batch of oneshot BHs, reads the clock at most once per callback instead of twice,
+// and the watchdog sees each callback as a call of its own.
 // End the run with Restore, or with Leave if a callback panicked.
 func (s *Slot) Lap(st *State) {
 	p := st.p
@@ -275,48 +318,45 @@ func (s *Slot) Lap(st *State) {
 	} else {
 		p.done(untimed, 0)
 	}
-	if !st.watched {
-		if st.timing = p.timing(); st.timing == untimed {
-			return
-		}
-	}
-	if now == 0 {
-		now = Nanotime()
-	}
-	st.begun = now
 	if st.watched {
-		s.start.Store(now) // the watchdog times the next callback from here
+		s.state.Store(s.state.Load() + 2) // a new call: still running, same what
+	}
+	if st.timing = p.timing(); st.timing != untimed {
+		if now == 0 {
+			now = Nanotime()
+		}
+		st.begun = now
 	}
 }
 
-// Restore restores the callback that ran before Enter, recording nothing.
+// Restore restores the callback that ran before Enter, recording nothing: the outer
+// callback of a nested call runs again (as a new state: the watchdog times it afresh),
+// or the slot shows that nothing runs.
 func (s *Slot) Restore(st *State) {
 	if !st.watched {
 		return
 	}
-	if st.prevAt == 0 {
-		s.start.Store(0) // nothing runs now; what is ignored
+	cur := s.state.Load()
+	if !st.outerRunning {
+		s.state.Store((cur + 2) &^ running)
 		return
 	}
-	s.publish(st.prevP, st.prevAt)
-}
-
-// publish shows the watchdog that p runs since start. A slot is read as start, then
-// what; start 0 means that nothing runs, whatever what holds, so what is written (before
-// start) only when it changes: a loop that runs the same callback again and again, or
-// one at a time, pays one atomic store per Enter and Leave, not two.
-func (s *Slot) publish(p *Point, start int64) {
-	if s.what.Load() != p {
-		s.what.Store(p)
+	if s.what.Load() != st.prevP {
+		cur += 2
+		s.state.Store(cur &^ running) // what changes only while idle shows
+		s.what.Store(st.prevP)
 	}
-	s.start.Store(start)
+	s.state.Store((cur + 2) | running)
 }
 
 // Stall is one report of the watchdog: a callback that has run longer than the
 // threshold and was still running.
 type Stall struct {
 	Kind, Name string
-	Duration   time.Duration // how long it had run when the watchdog looked
+	// Duration is how long the watchdog had seen the call running when it reported it: a
+	// lower bound, short of the truth by up to one tick (a quarter of the threshold)
+	// since the watchdog first sees a call on the tick after it began.
+	Duration time.Duration
 	// Stack holds the stacks of the goroutines running that callback at that moment
 	// (normally one: the loop's).
 	Stack []byte
@@ -353,7 +393,10 @@ func Unregister(s *Slot) {
 // SetWatchdog starts the watchdog: any callback that runs longer than threshold
 // is reported once, while it is still running, to report (nil: log/slog at level Warn
 // with the stack). A threshold of 0 stops the watchdog and its goroutine. It is off by
-// default.
+// default. The watchdog looks at the loops every quarter of the threshold (every
+// millisecond at least), so a stall is reported between threshold and threshold plus
+// one tick after the call began; a call that a nested call interrupts is timed afresh
+// from the nested call's return.
 func SetWatchdog(threshold time.Duration, report func(Stall)) {
 	watchdog.mu.Lock()
 	stop, done := watchdog.stop, watchdog.done
@@ -383,31 +426,26 @@ func logStall(s Stall) {
 		"running_for", s.Duration.Round(time.Microsecond).String(), "stack", string(s.Stack))
 }
 
+// seenState is what the watchdog goroutine remembers of a slot that it last saw
+// running a callback.
+type seenState struct {
+	state    uint64 // the slot's running state
+	since    int64  // Nanotime of the tick that first saw it
+	reported bool   // its stall has been reported
+}
+
 func watchLoop(threshold time.Duration, report func(Stall), stop, done chan struct{}) {
 	defer close(done)
 	tick := time.NewTicker(max(threshold/4, time.Millisecond))
 	defer tick.Stop()
+	w := watcher{threshold: int64(threshold), seen: map[*Slot]seenState{}}
 	for {
 		select {
 		case <-stop:
 			return
 		case <-tick.C:
 		}
-		now := Nanotime()
-		var stalls []Stall
-		var pcs []uintptr
-		watchdog.mu.Lock()
-		for s := range watchdog.slots {
-			start := s.start.Load()
-			p := s.what.Load()
-			if start <= 0 || p == nil || now-start < int64(threshold) || s.reported.Load() == start {
-				continue
-			}
-			s.reported.Store(start)
-			stalls = append(stalls, Stall{Kind: p.kind, Name: p.Name(), Duration: time.Duration(now - start)})
-			pcs = append(pcs, p.pc.Load())
-		}
-		watchdog.mu.Unlock()
+		stalls, pcs := w.scan(Nanotime())
 		if len(stalls) == 0 {
 			continue
 		}
@@ -417,6 +455,55 @@ func watchLoop(threshold time.Duration, report func(Stall), stop, done chan stru
 			report(stalls[i])
 		}
 	}
+}
+
+// watcher is the watchdog goroutine's memory of the slots, its own alone.
+type watcher struct {
+	threshold int64
+	seen      map[*Slot]seenState // the slots seen running on the last look
+}
+
+// scan looks at every registered slot at time now (Nanotime) and returns the stalls to
+// report, without their stacks, and the code of each one's callback.
+func (w *watcher) scan(now int64) (stalls []Stall, pcs []uintptr) {
+	watchdog.mu.Lock()
+	defer watchdog.mu.Unlock()
+	for s := range w.seen {
+		if _, ok := watchdog.slots[s]; !ok {
+			delete(w.seen, s) // unregistered
+		}
+	}
+	for s := range watchdog.slots {
+		// state, what, state: the same running state twice means that p is its
+		// callback (see Slot). A slot that changed meanwhile is looked at next tick.
+		st := s.state.Load()
+		if st&running == 0 {
+			delete(w.seen, s)
+			continue
+		}
+		p := s.what.Load()
+		if s.state.Load() != st || p == nil {
+			continue
+		}
+		old, ok := w.seen[s]
+		if !ok || old.state != st {
+			w.seen[s] = seenState{state: st, since: now} // a new call
+			continue
+		}
+		d := now - old.since
+		if d < w.threshold {
+			continue
+		}
+		p.raiseMax(d) // a stall shows in Max even when its call was not timed
+		if old.reported {
+			continue
+		}
+		old.reported = true
+		w.seen[s] = old
+		stalls = append(stalls, Stall{Kind: p.kind, Name: p.Name(), Duration: time.Duration(d)})
+		pcs = append(pcs, p.pc.Load())
+	}
+	return stalls, pcs
 }
 
 func allStacks() []byte {

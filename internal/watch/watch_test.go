@@ -122,8 +122,14 @@ func TestConcurrentStats(t *testing.T) {
 	}
 }
 
-// While the watchdog runs, every call is timed and published on its slot, whatever
-// its point's sampling state; End restores what ran before, so nested callbacks stack.
+// counter returns the change counter of a slot state.
+func counter(state uint64) uint64 { return state >> 1 }
+
+// While the watchdog runs, every call is shown on its slot: the running bit, its point,
+// and a counter that changes at every Enter and Leave; Leave shows the enclosing
+// callback again, as a new state, so nested callbacks stack; the slot is idle once the
+// outermost returns. Timing keeps to the sampling rules: a sampled point's calls are
+// mostly untimed.
 func TestWatchedCallsPublished(t *testing.T) {
 	p := NewPoint("test", "watched", nil)
 	run(p, 10000, constant(10)) // deep in sampling
@@ -133,28 +139,76 @@ func TestWatchedCallsPublished(t *testing.T) {
 	outer := NewPoint("test", "outer", nil)
 	var so State
 	s.Enter(&so, outer)
-	for i := 0; i < 100; i++ {
+	last := s.state.Load()
+	if last&running == 0 || s.what.Load() != outer || so.outerRunning {
+		t.Fatalf("after the outer Enter: state %#x, what %p", last, s.what.Load())
+	}
+	timed := 0
+	for i := 0; i < 1000; i++ {
 		var st State
 		s.Enter(&st, p)
-		if st.timing == untimed || s.what.Load() != p || s.start.Load() != st.begun {
-			t.Fatalf("call %d while watching: timing %d, slot %p at %d", i, st.timing, s.what.Load(), s.start.Load())
+		in := s.state.Load()
+		if in&running == 0 || counter(in) <= counter(last) || s.what.Load() != p ||
+			!st.outerRunning || st.prevP != outer {
+			t.Fatalf("call %d: state %#x after %#x, what %p, outer %v %p", i, in, last, s.what.Load(), st.outerRunning, st.prevP)
+		}
+		if st.timing != untimed {
+			timed++
 		}
 		s.Leave(&st)
-		if s.what.Load() != outer || s.start.Load() != so.begun {
-			t.Fatalf("Leave did not restore the enclosing callback")
+		back := s.state.Load()
+		if back&running == 0 || counter(back) <= counter(in) || s.what.Load() != outer {
+			t.Fatalf("call %d: Leave did not show the enclosing callback as a new state: %#x after %#x, what %p",
+				i, back, in, s.what.Load())
 		}
+		last = back
+	}
+	if timed > 200 {
+		t.Fatalf("%d of 1000 watched calls of a sampled point timed: the watchdog forced timing", timed)
 	}
 	s.Leave(&so)
-	if s.start.Load() != 0 {
-		t.Fatal("the slot still shows a callback after the outer one ended")
+	if end := s.state.Load(); end&running != 0 || counter(end) <= counter(last) {
+		t.Fatalf("after the outer one ended the slot shows %#x (was %#x)", end, last)
 	}
 	if st := outer.Stats(); st.Count != 1 || st.Total <= 0 {
-		t.Fatalf("outer stats %+v", st)
+		t.Fatalf("outer stats %+v (its only call is in the warm-up, timed)", st)
+	}
+	if st := p.Stats(); st.Count != 11000 {
+		t.Fatalf("inner stats %+v", st)
 	}
 }
 
-// A run of Laps counts every callback exactly, and Restore records nothing for the
-// callback the last Lap began but that never ran.
+// A nested callback of the same point as the outer one leaves what alone; one of
+// another point first shows idle, so that the point changes only while no call shows
+// running (the watchdog never pairs the outer's state with the inner's point).
+func TestNestedWhatChangesWhileIdle(t *testing.T) {
+	watching.Store(true)
+	defer watching.Store(false)
+	var s Slot
+	a, b := NewPoint("test", "a", nil), NewPoint("test", "b", nil)
+	var sa, sa2, sb State
+	s.Enter(&sa, a)
+	c0 := counter(s.state.Load())
+	s.Enter(&sa2, a) // same point: one new state
+	if c := counter(s.state.Load()); c != c0+1 {
+		t.Fatalf("nested Enter of the same point: counter %d after %d", c, c0)
+	}
+	s.Leave(&sa2)
+	c1 := counter(s.state.Load())
+	s.Enter(&sb, b) // another point: an idle state, then the running one
+	if c := counter(s.state.Load()); c != c1+2 || s.what.Load() != b {
+		t.Fatalf("nested Enter of another point: counter %d after %d", c, c1)
+	}
+	s.Leave(&sb)
+	if c := counter(s.state.Load()); c != c1+4 || s.what.Load() != a || s.state.Load()&running == 0 {
+		t.Fatalf("Leave back to the outer point: counter %d after %d, what %p", c, c1+2, s.what.Load())
+	}
+	s.Leave(&sa)
+}
+
+// A run of Laps counts every callback exactly, each Lap shows a new call to the
+// watchdog, and Restore records nothing for the callback the last Lap began but that
+// never ran.
 func TestLapCounts(t *testing.T) {
 	for _, watched := range []bool{false, true} {
 		watching.Store(watched)
@@ -163,17 +217,170 @@ func TestLapCounts(t *testing.T) {
 		var st State
 		s.Enter(&st, p)
 		for i := 0; i < 1000; i++ {
+			before := s.state.Load()
 			s.Lap(&st)
+			after := s.state.Load()
+			if watched && (after&running == 0 || counter(after) != counter(before)+1 || s.what.Load() != p) {
+				t.Fatalf("lap %d: state %#x after %#x", i, after, before)
+			}
+			if !watched && after != 0 {
+				t.Fatalf("lap %d unwatched: state %#x", i, after)
+			}
 		}
 		s.Restore(&st)
 		if c := p.Stats().Count; c != 1000 {
 			t.Fatalf("watched %v: count %d after 1000 laps, want 1000", watched, c)
 		}
-		if s.start.Load() != 0 {
+		if s.state.Load()&running != 0 {
 			t.Fatalf("watched %v: the slot still shows the run after Restore", watched)
 		}
 	}
 	watching.Store(false)
+}
+
+// watched registers a new slot with the watchdog for the test, with watching on.
+func watched(t *testing.T) *Slot {
+	s := new(Slot)
+	Register(s)
+	watching.Store(true)
+	t.Cleanup(func() { Unregister(s); watching.Store(false) })
+	return s
+}
+
+// names returns the names of the stalls.
+func names(stalls []Stall) []string {
+	var out []string
+	for _, s := range stalls {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// The watchdog reports a call once it has seen it running, unchanged, for the
+// threshold: once, by its point's name, with the time it saw it as Duration and Max. A
+// call that returned is not reported, even one of the same point that runs again: the
+// next call is a new state, timed afresh.
+func TestScanReportsStuckCallOnce(t *testing.T) {
+	const thr = int64(100 * time.Millisecond)
+	s := watched(t)
+	w := watcher{threshold: thr, seen: map[*Slot]seenState{}}
+	stuck := NewPoint("test", "stuck", nil)
+	run(stuck, 10000, constant(10)) // sampled: its calls are mostly untimed
+
+	var st State
+	s.Enter(&st, stuck)
+	for _, now := range []int64{1000, 1000 + thr/2, 1000 + thr - 1} {
+		if got, _ := w.scan(now); len(got) != 0 {
+			t.Fatalf("at %d ns: reported %v before the threshold", now, names(got))
+		}
+	}
+	got, _ := w.scan(1000 + thr)
+	if len(got) != 1 || got[0].Name != "stuck" || got[0].Kind != "test" || got[0].Duration != time.Duration(thr) {
+		t.Fatalf("at the threshold: %+v", got)
+	}
+	if got, _ := w.scan(1000 + 3*thr); len(got) != 0 {
+		t.Fatalf("reported twice: %v", names(got))
+	}
+	if m := stuck.Stats().Max; m < 3*time.Duration(thr) {
+		t.Fatalf("Max %v after the watchdog saw the call stuck for %v", m, 3*time.Duration(thr))
+	}
+
+	// A finished call: seen running, then returned before the next look.
+	s.Leave(&st)
+	fin := NewPoint("test", "finished", nil)
+	var sf State
+	s.Enter(&sf, fin)
+	w.scan(10 * thr)
+	s.Leave(&sf)
+	if got, _ := w.scan(20 * thr); len(got) != 0 {
+		t.Fatalf("a call that returned was reported: %v", names(got))
+	}
+	// The same point called again is a new call: it is timed from its first look.
+	s.Enter(&sf, fin)
+	if got, _ := w.scan(30 * thr); len(got) != 0 {
+		t.Fatalf("a new call of a point seen before was reported on first sight: %v", names(got))
+	}
+	if got, _ := w.scan(31 * thr); len(got) != 1 || got[0].Name != "finished" {
+		t.Fatalf("the second call, stuck: %v", names(got))
+	}
+	s.Leave(&sf)
+	if got, _ := w.scan(40 * thr); len(got) != 0 || len(w.seen) != 0 {
+		t.Fatalf("idle slot: reports %v, remembered %d slots", names(got), len(w.seen))
+	}
+}
+
+// A nested callback that returns to an outer one that then stays stuck gets the outer
+// one reported, by name; the nested call, seen for less than the threshold, is not.
+// The outer callback is timed afresh from the nested one's return.
+func TestScanNestedReturnsToStuckOuter(t *testing.T) {
+	const thr = int64(100 * time.Millisecond)
+	s := watched(t)
+	w := watcher{threshold: thr, seen: map[*Slot]seenState{}}
+	outer, inner := NewPoint("test", "outer", nil), NewPoint("test", "inner", nil)
+	var so, si State
+	s.Enter(&so, outer)
+	w.scan(0)
+	s.Enter(&si, inner)
+	if got, _ := w.scan(thr / 2); len(got) != 0 {
+		t.Fatalf("reported %v", names(got))
+	}
+	s.Leave(&si)
+	if got, _ := w.scan(thr); len(got) != 0 {
+		t.Fatalf("reported %v on the first look after the nested call returned", names(got))
+	}
+	got, _ := w.scan(2 * thr)
+	if len(got) != 1 || got[0].Name != "outer" || got[0].Duration != time.Duration(thr) {
+		t.Fatalf("outer stuck after its nested call: %+v", got)
+	}
+	s.Leave(&so)
+	if got, _ := w.scan(3 * thr); len(got) != 0 {
+		t.Fatalf("reported %v after the outer call returned", names(got))
+	}
+}
+
+// The running watchdog reports a stuck callback while it runs, once, and nothing for
+// a callback that finished.
+func TestWatchdogReportsStuckCallback(t *testing.T) {
+	s := new(Slot)
+	Register(s)
+	defer Unregister(s)
+	stalls := make(chan Stall, 8)
+	SetWatchdog(10*time.Millisecond, func(st Stall) { stalls <- st })
+	defer SetWatchdog(0, nil)
+
+	quick := NewPoint("test", "quick", nil)
+	for i := 0; i < 100; i++ {
+		var st State
+		s.Enter(&st, quick)
+		s.Leave(&st)
+	}
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case st := <-stalls:
+		t.Fatalf("a finished callback was reported: %+v", st)
+	default:
+	}
+
+	stuck := NewPoint("test", "stuck", nil)
+	var st State
+	s.Enter(&st, stuck)
+	var got Stall
+	select {
+	case got = <-stalls:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no report of a callback stuck for 10 s")
+	}
+	if got.Kind != "test" || got.Name != "stuck" || got.Duration < 10*time.Millisecond {
+		t.Fatalf("stall %+v", got)
+	}
+	time.Sleep(50 * time.Millisecond)
+	s.Leave(&st)
+	SetWatchdog(0, nil) // waits for the watchdog goroutine
+	select {
+	case extra := <-stalls:
+		t.Fatalf("one stall reported twice: %+v", extra)
+	default:
+	}
 }
 
 // With statistics off nothing is recorded or published.
