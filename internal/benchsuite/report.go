@@ -214,7 +214,7 @@ func fdRoundTripRows(cfg Config, section func(string) bool, add func(Row)) error
 			Floor: floorFD, FloorNS: f.Floor, FloorRatio: f.FloorRatio, FloorMax: 1.15,
 			Baseline: peerFD, BaselineNS: f.Peer, Ratio: f.Ratio,
 			Notes: []Note{
-				{Name: "Go GSource with only Dispatch and can_recurse, reading from Go", Value: Median(f.V[3]), Unit: "ns"},
+				{Name: "Go floor: a Go GSource with the floor's fds and can_recurse, only Dispatch, reading from Go", Value: Median(f.V[3]), Unit: "ns"},
 				{Name: "its ratio to the floor", Value: medianRatio(f.V[3], f.V[1]), Unit: "x"},
 			}})
 	}

@@ -237,6 +237,7 @@ func (c *CSource) Close() {
 type GoSource struct {
 	mc    *glibloop.MainContext
 	fd    int
+	kick  int // an idle eventfd watched before fd (read only), as the fd round trip floor watches one
 	src   *glibloop.Source
 	drain bool
 }
@@ -265,15 +266,16 @@ func (x *goRead) Dispatch(*glibloop.Source) bool {
 
 // NewGoSource attaches a Go GSource to its own context, watching an eventfd: with
 // prepareCheck it implements Prepare, Check and Dispatch, without it only Dispatch; with
-// read its Dispatch reads the eventfd and can_recurse is set, as on the fd round trip's
-// floor; without it the drive loop reads the eventfd back in C and can_recurse stays
-// false, GLib's default and glibloop's, as on the C sources it is compared with.
+// read its Dispatch reads the eventfd, can_recurse is set and an idle kick eventfd is
+// watched first, as on the fd round trip's floor (the Go floor of that row); without it
+// the drive loop reads the eventfd back in C and can_recurse stays false, GLib's default
+// and glibloop's, as on the C sources it is compared with.
 func NewGoSource(prepareCheck, read bool) (*GoSource, error) {
-	fds, err := eventfds(1)
+	fds, err := eventfds(2)
 	if err != nil {
 		return nil, err
 	}
-	g := &GoSource{mc: glibloop.NewMainContext(), fd: fds[0], drain: !read}
+	g := &GoSource{mc: glibloop.NewMainContext(), fd: fds[0], kick: fds[1], drain: !read}
 	var f glibloop.SourceFuncs = &goDispatch{}
 	switch {
 	case read:
@@ -283,6 +285,9 @@ func NewGoSource(prepareCheck, read bool) (*GoSource, error) {
 	}
 	g.src = glibloop.NewSource(f)
 	g.src.SetCanRecurse(read)
+	if read {
+		g.src.AddUnixFD(g.kick, glibloop.IOIn)
+	}
 	g.src.AddUnixFD(g.fd, glibloop.IOIn)
 	g.src.Attach(g.mc)
 	return g, nil
@@ -299,7 +304,7 @@ func (g *GoSource) Close() {
 	g.src.Destroy()
 	g.src.Unref()
 	g.mc.Unref()
-	unix.Close(g.fd)
+	closeAll([]int{g.fd, g.kick})
 }
 
 // CrossingSource is the floor of a Go GSource: a C GSource watching an eventfd whose
