@@ -28,7 +28,7 @@ func TestFloodRounds(t *testing.T) {
 	}
 	defer c.Close()
 	c.Attach(mc)
-	per := QuickConfig().Ops * 5
+	per := floodPer(QuickConfig())
 	runtime.LockOSThread() // the spin's budget and hits are the thread's
 	defer runtime.UnlockOSThread()
 	var rs []float64
