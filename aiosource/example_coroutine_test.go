@@ -25,6 +25,29 @@ func ExampleYield() {
 	// coroutine: step 2
 }
 
+// A coroutine that holds itself (its entry's argument) yields with the method, which
+// skips Yield's look-up of the running coroutine.
+func ExampleCoroutine_Yield() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	co := aiosource.NewCoroutine(func(self *aiosource.Coroutine) {
+		for i := 1; i <= 3; i++ {
+			fmt.Println("coroutine: step", i)
+			self.Yield()
+		}
+	})
+	for i := 0; i < 3; i++ {
+		co.Enter()
+	}
+	fmt.Println("entered:", co.Entered())
+	co.Enter() // it returns
+	// Output:
+	// coroutine: step 1
+	// coroutine: step 2
+	// coroutine: step 3
+	// entered: false
+}
+
 // QEMU's block-layer shape: a coroutine hands work to the thread pool and yields; the
 // completion resumes it on the loop's thread.
 func ExampleSubmitCo() {
