@@ -276,9 +276,10 @@ func (t *thread) drainPool(mark uintptr) {
 // as an enter chain of its own (enterChain), whose end runs the parked coroutines of
 // its level and retires its pool.
 //
-// Coroutine.Enter is enter inlined: every frame between the caller and the switch costs
-// a mispredicted return when the coroutine yields back (the CPU's return stack holds
-// the coroutine's frames then), so the loop itself makes the switch. A coroutine's
+// Coroutine.Enter inlines into its caller as a call of enter, and the loop here makes
+// the switch: every frame between the caller and the switch costs a mispredicted return
+// when the coroutine yields back (the CPU's return stack holds the coroutine's frames
+// then). A coroutine's
 // panic never comes out of a switch (its worker catches it, runEntry); the panics
 // raised here leave the coroutines still pending scheduled on their contexts, and
 // t.current as it was.
