@@ -116,12 +116,17 @@ func Yield() {
 }
 
 // Yield is the package's Yield for a coroutine that holds its own *Coroutine (the
-// entry function's argument): it suspends co, which must be the calling coroutine, and
-// returns when co is entered again. It skips Yield's look-up of the running coroutine
-// and compiles to the switch itself, about a third of the overhead that an enter+yield
-// pair adds to a bare Go runtime coroutine switch. Called by anything but co itself, it
-// panics ("Co-routine is yielding to no one") when co is not running, and its behaviour
-// is undefined when co runs on another thread.
+// entry function's argument): it suspends co and returns when co is entered again. It
+// skips Yield's look-up of the running coroutine and compiles to the switch itself,
+// about a third of the overhead that an enter+yield pair adds to a bare Go runtime
+// coroutine switch.
+//
+// Only co itself may call it, as only the goroutine that iter.Pull's sequence runs on
+// may call its yield. Called on co's thread while co is not the running coroutine
+// (before its first entry, while it is suspended, from a coroutine it entered), it
+// panics with QEMU's "Co-routine is yielding to no one". Called from any other
+// goroutine (one that co started, say), its behaviour is undefined: the check reads
+// state that only co's thread may read.
 func (co *Coroutine) Yield() {
 	w := co.w
 	if w == nil || w.t.current != co {
@@ -284,6 +289,9 @@ func (t *thread) drainPool(mark uintptr) {
 // raised here leave the coroutines still pending scheduled on their contexts, and
 // t.current as it was.
 func enter(ctx *Context, current bool, co *Coroutine) {
+	if co == nil {
+		panic("aiosource: qemu_aio_coroutine_enter: nil coroutine")
+	}
 	t := currentThread()
 	if current {
 		ctx = t.contextOrNil()

@@ -327,6 +327,7 @@ func TestCoroutineMisuse(t *testing.T) {
 	lockThread(t)
 	mustPanicWith(t, "Co-routine is yielding to no one", aiosource.Yield)
 	mustPanicWith(t, "nil entry", func() { aiosource.NewCoroutine(nil) })
+	mustPanicWith(t, "nil coroutine", func() { (*aiosource.Coroutine)(nil).Enter() })
 	// Coroutine.Yield of a coroutine that never ran, of one suspended, and from the
 	// coroutine it entered: none of them is the running coroutine.
 	fresh := aiosource.NewCoroutine(func(*aiosource.Coroutine) {})

@@ -38,7 +38,7 @@ func (s CallbackStats) Mean() time.Duration {
 // watchdog on or off for the whole process. It is on by default. A call costs one
 // atomic add, and two clock reads when it is timed: about one call in 32 of a fast
 // callback, every call of a slow one (see CallbackStats). While the stall watchdog runs,
-// a call costs two atomic loads and one store more (two when the loop's callback
+// a call costs three atomic loads and two stores more (four when the loop's callback
 // changes), and no clock read.
 func SetCallbackStats(on bool) { watch.SetEnabled(on) }
 
@@ -47,8 +47,8 @@ func SetCallbackStats(on bool) { watch.SetEnabled(on) }
 type Stall struct {
 	Kind, Name string
 	// Duration is how long the watchdog had seen it running when it reported it: a
-	// lower bound, short of the truth by up to one watchdog tick (a quarter of the
-	// threshold).
+	// lower bound, short of the truth by up to two watchdog ticks (a tick is a quarter
+	// of the threshold, and a tick may come late).
 	Duration time.Duration
 	// Stack holds the stacks of the goroutines running that callback at that moment
 	// (normally one: the loop's).
@@ -65,10 +65,12 @@ type Stall struct {
 // The loops read no clock for it. While it runs, each callback shows on its loop which
 // callback runs and a counter that changes at every call, and the watchdog looks at the
 // loops every quarter of the threshold (every millisecond at least): a call that it
-// finds running, unchanged, for the threshold since it first saw it is reported, between
-// threshold and threshold plus one tick after it began. A callback that runs a nested
-// loop (a nested Iteration or Poll) is timed afresh each time a nested callback returns
-// to it, so a long nested loop whose callbacks return is no stall.
+// finds running, unchanged, for the threshold since it first saw it is reported, from
+// threshold to about threshold plus two ticks after it began. A callback that runs a
+// nested loop of its own slot (an aiosource callback polling its own context) is timed
+// afresh each time a nested callback returns to it, so such a loop whose callbacks
+// return is no stall; a nested loop of another source or context does not reset it,
+// and is reported as the outer callback's stall.
 func SetStallWatchdog(threshold time.Duration, report func(Stall)) {
 	var r func(watch.Stall)
 	if report != nil {

@@ -49,8 +49,8 @@ import (
 // first saw each running state; a state still there threshold later belongs to a call
 // that has run at least that long. That is the Linux kernel's hard-lockup check
 // (is_hardlockup compares a counter with the copy it saved on its previous look): the
-// loop's thread pays two atomic loads and one or two atomic stores per Enter and Leave,
-// and no clock read.
+// loop's thread pays three atomic loads and two atomic stores per call (four stores
+// when the slot's callback changes), and no clock read.
 
 const (
 	warmupCalls = 64
@@ -220,6 +220,7 @@ func (p *Point) raiseMax(d int64) {
 type Slot struct {
 	state atomic.Uint64
 	what  atomic.Pointer[Point]
+	reg   uint64 // its registration (Register), so a new slot at a freed one's address is new to the watchdog; under watchdog.mu
 }
 
 // running is the bit of Slot.state that says that a callback runs.
@@ -239,15 +240,15 @@ type State struct {
 var callbackStats atomic.Bool
 
 // watching is set while the watchdog runs: only then must a slot show the callback it
-// runs (one or two stores per Enter and Leave that the statistics alone do not need).
+// runs (two to four stores per call that the statistics alone do not need).
 var watching atomic.Bool
 
 func init() { callbackStats.Store(true) }
 
 // SetEnabled turns the per-callback statistics and the watchdog on or off for the whole
 // process; it is on by default. A call costs an atomic add, and two clock reads when it
-// is timed (see the sampling rules above); while the watchdog runs, two loads and one
-// store more (two when the slot's callback changes).
+// is timed (see the sampling rules above); while the watchdog runs, three loads and two
+// stores more (four when the slot's callback changes).
 func SetEnabled(on bool) { callbackStats.Store(on) }
 
 // Enter records that p starts on this slot, in a State that the caller keeps in place
@@ -354,8 +355,9 @@ func (s *Slot) Restore(st *State) {
 type Stall struct {
 	Kind, Name string
 	// Duration is how long the watchdog had seen the call running when it reported it: a
-	// lower bound, short of the truth by up to one tick (a quarter of the threshold)
-	// since the watchdog first sees a call on the tick after it began.
+	// lower bound, short of the truth by up to two ticks (a tick is a quarter of the
+	// threshold): the watchdog first sees a call on the tick after it began, and a tick
+	// may come late.
 	Duration time.Duration
 	// Stack holds the stacks of the goroutines running that callback at that moment
 	// (normally one: the loop's).
@@ -366,6 +368,7 @@ type Stall struct {
 var watchdog struct {
 	mu        sync.Mutex
 	slots     map[*Slot]struct{}
+	regs      uint64 // registrations so far
 	threshold time.Duration
 	report    func(Stall)
 	stop      chan struct{}
@@ -379,6 +382,8 @@ func Register(s *Slot) {
 	if watchdog.slots == nil {
 		watchdog.slots = map[*Slot]struct{}{}
 	}
+	watchdog.regs++
+	s.reg = watchdog.regs
 	watchdog.slots[s] = struct{}{}
 	watchdog.mu.Unlock()
 }
@@ -394,9 +399,10 @@ func Unregister(s *Slot) {
 // is reported once, while it is still running, to report (nil: log/slog at level Warn
 // with the stack). A threshold of 0 stops the watchdog and its goroutine. It is off by
 // default. The watchdog looks at the loops every quarter of the threshold (every
-// millisecond at least), so a stall is reported between threshold and threshold plus
-// one tick after the call began; a call that a nested call interrupts is timed afresh
-// from the nested call's return.
+// millisecond at least), so a stall is reported from threshold to about threshold plus
+// two ticks after the call began (a tick may come late); a call that a nested call on
+// the same slot interrupts is timed afresh from the nested call's return, while nested
+// calls on other slots do not reset it.
 func SetWatchdog(threshold time.Duration, report func(Stall)) {
 	watchdog.mu.Lock()
 	stop, done := watchdog.stop, watchdog.done
@@ -430,6 +436,7 @@ func logStall(s Stall) {
 // running a callback.
 type seenState struct {
 	state    uint64 // the slot's running state
+	reg      uint64 // the slot's registration then
 	since    int64  // Nanotime of the tick that first saw it
 	reported bool   // its stall has been reported
 }
@@ -486,8 +493,8 @@ func (w *watcher) scan(now int64) (stalls []Stall, pcs []uintptr) {
 			continue
 		}
 		old, ok := w.seen[s]
-		if !ok || old.state != st {
-			w.seen[s] = seenState{state: st, since: now} // a new call
+		if !ok || old.state != st || old.reg != s.reg {
+			w.seen[s] = seenState{state: st, reg: s.reg, since: now} // a new call
 			continue
 		}
 		d := now - old.since

@@ -396,3 +396,27 @@ func TestDisabled(t *testing.T) {
 		t.Fatalf("count %d with statistics off", c)
 	}
 }
+
+// A slot registered at the address of one the watchdog saw running is new to it: its
+// first call is not measured from the old call's first sighting.
+func TestSlotReusedAddress(t *testing.T) {
+	const thr = int64(100)
+	s := watched(t)
+	w := watcher{threshold: thr, seen: map[*Slot]seenState{}}
+	var st State
+	s.Enter(&st, NewPoint("test", "old", nil))
+	w.scan(0) // the old call, first seen at 0
+	s.Leave(&st)
+	Unregister(s)
+	*s = Slot{} // a new slot at the same address, registered before the next look
+	Register(s)
+	var st2 State
+	s.Enter(&st2, NewPoint("test", "new", nil))
+	if got, _ := w.scan(thr); len(got) > 0 {
+		t.Fatalf("the new slot's first call was reported as stalled for %v", got[0].Duration)
+	}
+	if got, _ := w.scan(2 * thr); len(got) != 1 || got[0].Name != "new" {
+		t.Fatalf("the new call, stuck for the threshold, reported as %v", got)
+	}
+	s.Leave(&st2)
+}
