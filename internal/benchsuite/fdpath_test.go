@@ -26,11 +26,9 @@ import (
 
 // recurseSource is a reactor-shaped C source on its own context.
 type recurseSource struct {
-	mc          *glibloop.MainContext
-	fd, kick    int
-	src         unsafe.Pointer
-	canRecurse  bool
-	countBefore int64
+	mc       *glibloop.MainContext
+	fd, kick int
+	src      unsafe.Pointer
 }
 
 func newRecurseSource(canRecurse bool) (*recurseSource, error) {
@@ -38,7 +36,7 @@ func newRecurseSource(canRecurse bool) (*recurseSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &recurseSource{mc: glibloop.NewMainContext(), fd: fds[0], kick: fds[1], canRecurse: canRecurse}
+	r := &recurseSource{mc: glibloop.NewMainContext(), fd: fds[0], kick: fds[1]}
 	r.src = cbaseline.NewReactorShaped(r.fd, r.kick, canRecurse)
 	cbaseline.Attach(r.src, r.mc.Native())
 	return r, nil
