@@ -145,9 +145,10 @@ func (r *Reactor) WaitUntil(deadlineNS int64) ([]Event, error) {
 }
 
 // Notify is QEMU's aio_notify: it records the notification and, only if the loop is
-// (or is about to be) blocked, writes the kick eventfd. Work must be published before
-// Notify is called. Any goroutine may call it; when the loop is busy it costs two atomic
-// operations and no syscall.
+// (or is about to be) blocked, writes the kick eventfd: during a GLib wait only the
+// first Notify writes (claimKick), during a blocking Wait every one does, as in QEMU.
+// Work must be published before Notify is called. Any goroutine may call it; when the
+// loop is busy it costs two atomic operations and no syscall.
 func (r *Reactor) Notify() {
 	// The caller published its work with a sequentially consistent atomic operation, so
 	// the load of notify_me below cannot pass it (the Dekker half of aio_notify against aio_poll). The flag
