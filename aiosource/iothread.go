@@ -3,7 +3,6 @@ package aiosource
 import (
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -67,17 +66,10 @@ func NewIOThread(id string) (*IOThread, error) {
 	// Two GLib wakeups may need an fd each: the thread's GMainContext, and GLib's
 	// global default context, which g_main_context_push_thread_default makes if no one
 	// has yet. Hold two fds, and hand each back just before GLib needs it.
-	var probe [2]int
-	for i := range probe {
-		fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-		if err != nil {
-			if i > 0 {
-				unix.Close(probe[0])
-			}
-			ctx.Close()
-			return nil, fmt.Errorf("aiosource: NewIOThread: GMainContext wakeup: %w", os.NewSyscallError("eventfd", err))
-		}
-		probe[i] = fd
+	probe, err := reserveTwoFDs()
+	if err != nil {
+		ctx.Close()
+		return nil, fmt.Errorf("aiosource: NewIOThread: GMainContext wakeup: %w", err)
 	}
 	unix.Close(probe[0])
 	glibloop.DefaultContext() // g_main_context_default: made now if it was not

@@ -29,20 +29,30 @@ func ensureNetpoll() error {
 	if netpoll.ready {
 		return nil
 	}
-	var probe [2]int
-	for i := range probe {
-		fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-		if err != nil {
-			if i > 0 {
-				unix.Close(probe[0])
-			}
-			return os.NewSyscallError("eventfd", err)
-		}
-		probe[i] = fd
+	probe, err := reserveTwoFDs()
+	if err != nil {
+		return err
 	}
 	unix.Close(probe[0])
 	unix.Close(probe[1])
 	time.AfterFunc(time.Hour, func() {}).Stop()
 	netpoll.ready = true
 	return nil
+}
+
+// reserveTwoFDs holds two fds (eventfds) for a caller that must know two can be had
+// before code that cannot fail cleanly makes them (the runtime's netpoller, GLib's
+// wakeups); the caller closes each just before that code needs it. It fails with the
+// eventfd error, wrapped as an *os.SyscallError, holding nothing.
+func reserveTwoFDs() (fds [2]int, err error) {
+	for i := range fds {
+		fds[i], err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+		if err != nil {
+			if i > 0 {
+				unix.Close(fds[0])
+			}
+			return fds, os.NewSyscallError("eventfd", err)
+		}
+	}
+	return fds, nil
 }
