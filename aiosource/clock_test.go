@@ -212,10 +212,7 @@ func timerfdArmed(t *testing.T, fds []glibloop.PollFD) (armed, found bool) {
 // and a disarmed timerfd, so GLib sleeps; enabling the clock arms the timerfd again.
 func TestClockDisabledTimerGLibPrepare(t *testing.T) {
 	leakcheck.Handles(t)
-	mc := glibloop.NewMainContext()
-	defer mc.Unref()
-	c := newCtx(t)
-	c.Attach(mc)
+	c, mc := newAttached(t)
 	if !mc.Acquire() {
 		t.Fatal("Acquire")
 	}

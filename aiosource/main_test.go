@@ -86,6 +86,17 @@ func newCtx(t *testing.T) *aiosource.Context {
 	return c
 }
 
+// newAttached returns a new context attached to a new GMainContext; when t ends the
+// context is closed, then the GMainContext unref'd.
+func newAttached(t *testing.T) (*aiosource.Context, *glibloop.MainContext) {
+	t.Helper()
+	mc := glibloop.NewMainContext()
+	t.Cleanup(mc.Unref)
+	c := newCtx(t)
+	c.Attach(mc)
+	return c, mc
+}
+
 // newMainLoop returns a MainLoop on a new GMainContext; when t ends it is closed (a
 // Close that reports leaks fails t) and the context unref'd.
 func newMainLoop(t *testing.T) (*aiosource.MainLoop, *glibloop.MainContext) {

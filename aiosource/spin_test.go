@@ -126,14 +126,7 @@ func TestSpinPollLeavesForeignPollFunc(t *testing.T) {
 func TestSpinBudgetAdapts(t *testing.T) {
 	leakcheck.Handles(t)
 	spinOn(t)
-	mc := glibloop.NewMainContext()
-	defer mc.Unref()
-	c, err := aiosource.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Attach(mc)
+	c, mc := newAttached(t)
 	runtime.LockOSThread() // the budget is the thread's
 	defer runtime.UnlockOSThread()
 
@@ -183,14 +176,7 @@ func TestSpinBudgetAdapts(t *testing.T) {
 func TestSpinNoLostWakeups(t *testing.T) {
 	leakcheck.Handles(t)
 	spinOn(t)
-	mc := glibloop.NewMainContext()
-	defer mc.Unref()
-	c, err := aiosource.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Attach(mc)
+	c, mc := newAttached(t)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 

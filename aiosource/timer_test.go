@@ -175,10 +175,7 @@ func TestTimerNeverEarly(t *testing.T) {
 // only the context's kick eventfd.
 func TestTimerUnderGLibUsesTimerfd(t *testing.T) {
 	leakcheck.Handles(t)
-	mc := glibloop.NewMainContext()
-	defer mc.Unref()
-	c := newCtx(t)
-	c.Attach(mc)
+	c, mc := newAttached(t)
 	if !mc.Acquire() {
 		t.Fatal("Acquire")
 	}
@@ -220,10 +217,7 @@ func TestTimerOneShotCostsOneIteration(t *testing.T) {
 	leakcheck.Handles(t)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	mc := glibloop.NewMainContext()
-	defer mc.Unref()
-	c := newCtx(t)
-	c.Attach(mc)
+	c, mc := newAttached(t)
 	if !mc.Acquire() {
 		t.Fatal("Acquire")
 	}
