@@ -368,15 +368,7 @@ func (u *fileAIO) setupLocked() {
 // Any goroutine may call it. After Close, done(0, ErrClosed) runs at once on the
 // calling goroutine. It allocates nothing in steady state. It panics if done is nil.
 func (c *Context) ReadAt(fd int, buf []byte, off int64, done func(n int, err error)) FileRequest {
-	if done == nil {
-		panic("aiosource: ReadAt: nil done")
-	}
-	id, err := c.fileAIO.submit(cshim.RingRead, fd, buf, off, done, nil)
-	if id == 0 {
-		done(0, err)
-		return FileRequest{}
-	}
-	return FileRequest{u: &c.fileAIO, id: id}
+	return c.fileOp("ReadAt", cshim.RingRead, fd, buf, off, done)
 }
 
 // WriteAt writes buf to fd at offset off, off the loop, and then runs done(n, err) on
@@ -385,15 +377,7 @@ func (c *Context) ReadAt(fd int, buf []byte, off int64, done func(n int, err err
 // Linux, a write to an fd opened with O_APPEND goes to the end of the file whatever off
 // says. Everything else is as for ReadAt: buf stays pinned until done runs.
 func (c *Context) WriteAt(fd int, buf []byte, off int64, done func(n int, err error)) FileRequest {
-	if done == nil {
-		panic("aiosource: WriteAt: nil done")
-	}
-	id, err := c.fileAIO.submit(cshim.RingWrite, fd, buf, off, done, nil)
-	if id == 0 {
-		done(0, err)
-		return FileRequest{}
-	}
-	return FileRequest{u: &c.fileAIO, id: id}
+	return c.fileOp("WriteAt", cshim.RingWrite, fd, buf, off, done)
 }
 
 // Fsync flushes fd's data and metadata to its device, as fsync(2), off the loop, and
@@ -401,24 +385,22 @@ func (c *Context) WriteAt(fd int, buf []byte, off int64, done func(n int, err er
 // orders nothing against operations still in flight: call it from the done of the
 // writes it must cover. Otherwise as ReadAt.
 func (c *Context) Fsync(fd int, done func(n int, err error)) FileRequest {
-	if done == nil {
-		panic("aiosource: Fsync: nil done")
-	}
-	id, err := c.fileAIO.submit(cshim.RingFsync, fd, nil, 0, done, nil)
-	if id == 0 {
-		done(0, err)
-		return FileRequest{}
-	}
-	return FileRequest{u: &c.fileAIO, id: id}
+	return c.fileOp("Fsync", cshim.RingFsync, fd, nil, 0, done)
 }
 
 // Fdatasync is Fsync as fdatasync(2): metadata that reading the data back does not need
 // (the modification time) may stay behind (IORING_FSYNC_DATASYNC, QEMU's flush).
 func (c *Context) Fdatasync(fd int, done func(n int, err error)) FileRequest {
+	return c.fileOp("Fdatasync", cshim.RingFdatasync, fd, nil, 0, done)
+}
+
+// fileOp submits one request for ReadAt, WriteAt, Fsync or Fdatasync (op, for the
+// message); a request that cannot be queued completes at once, with its error.
+func (c *Context) fileOp(op string, kind uint32, fd int, buf []byte, off int64, done func(n int, err error)) FileRequest {
 	if done == nil {
-		panic("aiosource: Fdatasync: nil done")
+		panic("aiosource: " + op + ": nil done")
 	}
-	id, err := c.fileAIO.submit(cshim.RingFdatasync, fd, nil, 0, done, nil)
+	id, err := c.fileAIO.submit(kind, fd, buf, off, done, nil)
 	if id == 0 {
 		done(0, err)
 		return FileRequest{}
