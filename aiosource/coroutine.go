@@ -99,10 +99,10 @@ func (co *Coroutine) Context() *Context { return co.ctx.Load() }
 // (qemu_coroutine_yield). It returns when the coroutine is entered again. Outside a
 // coroutine it panics with QEMU's "Co-routine is yielding to no one".
 func Yield() {
-	// self, inlined by hand: a coroutine yields at every wait.
+	// self, with threadOf's probe inlined: a coroutine yields at every wait.
 	m := getm()
-	t := threads.tab[threadHash(m)].Load()
-	if t.m != m {
+	t, ok := threadProbe(m)
+	if !ok {
 		t = threadOfSlow(m)
 	}
 	var co *Coroutine

@@ -61,10 +61,17 @@ var threads struct {
 // threadOf returns the record of the thread whose M is m, making it on first use. The
 // first probe is inlined: it finds the record of every thread but a colliding one.
 func threadOf(m uintptr) *thread {
-	if t := threads.tab[threadHash(m)].Load(); t.m == m {
+	if t, ok := threadProbe(m); ok {
 		return t
 	}
 	return threadOfSlow(m)
+}
+
+// threadProbe is threadOf's first probe, small enough to inline where threadOf (whose
+// call costs a frame) is too big: currentThread and Yield, on every coroutine switch.
+func threadProbe(m uintptr) (*thread, bool) {
+	t := threads.tab[threadHash(m)].Load()
+	return t, t.m == m
 }
 
 // noThread fills the table's free slots, so that a probe needs no nil check: no M
@@ -114,7 +121,7 @@ func threadOfSlow(m uintptr) *thread {
 func currentThread() *thread {
 	runtime.LockOSThread()
 	m := getm()
-	if t := threads.tab[threadHash(m)].Load(); t.m == m { // threadOf, inlined by hand
+	if t, ok := threadProbe(m); ok {
 		return t
 	}
 	return threadOfSlow(m)
