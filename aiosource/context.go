@@ -98,7 +98,8 @@ type Context struct {
 	oneshotWP *watch.Point // shared by all oneshot BHs
 
 	stats struct {
-		dispatches, polls, bhs, handlers, timers atomic.Uint64
+		dispatches, polls     atomic.Uint64 // also the home thread's entry counters (home.go)
+		bhs, handlers, timers watch.Counter
 	}
 	lastSweep int64  // nanotime of the last closed-fd sweep (loop thread)
 	walks     uint32 // outermost walks, to look at the clock only now and then

@@ -10,6 +10,7 @@ import (
 
 	"github.com/glibaio/glibaio/cshim"
 	"github.com/glibaio/glibaio/glibloop"
+	"github.com/glibaio/glibaio/internal/watch"
 )
 
 // The home thread (see the package documentation for what it is and what fails).
@@ -55,7 +56,10 @@ type driver struct {
 // dispatches are the Context's statistics counters, c.stats.polls and c.stats.dispatches.
 type home struct {
 	holds atomic.Uint64 // entries of drivers' outermost holds (holdFor)
-	exits atomic.Uint64 // ends of outermost walks: Polls, dispatches and holds
+	// Ends of outermost walks (Polls, dispatches and holds) that ran: at most one runs
+	// at a time, so one thread at a time adds to it (no locked instruction).
+	exits    watch.Counter
+	backouts atomic.Uint64 // ends of outermost walks that backed out: any thread, at once
 
 	nestedPolls, nestedDispatches atomic.Uint64 // Stats's counts of nested walks
 
@@ -71,9 +75,12 @@ const homeSpins = 10000
 
 // active returns how many outermost walks are active, the caller's included. Exits are
 // read before entries: every exit counted then has its entry counted, so the result is
-// never less than the walks active when exits were read.
+// never less than the walks active when exits were read. An exit that a walk on another
+// thread made without a locked instruction may be seen late, never early: a walk that
+// runs after it without synchronizing with it (two drivers that race) may find a
+// conflict where the other walk had just ended.
 func (c *Context) active() uint64 {
-	x := c.home.exits.Load()
+	x := c.home.exits.Load() + c.home.backouts.Load()
 	return c.stats.polls.Load() + c.stats.dispatches.Load() + c.home.holds.Load() - x
 }
 
@@ -99,7 +106,7 @@ func (c *Context) hold(outer, nested *atomic.Uint64, op string) {
 		return
 	}
 	if err := c.holdSlow(m, "", 0); err != nil {
-		c.home.exits.Add(1)
+		c.home.backouts.Add(1)
 		runtime.UnlockOSThread()
 		panic(fmt.Sprintf("aiosource: %s: %v", op, err))
 	}
@@ -119,7 +126,7 @@ func (c *Context) holdFor(name string, tid int) error {
 	}
 	c.home.holds.Add(1)
 	if err := c.holdSlow(m, name, tid); err != nil {
-		c.home.exits.Add(1)
+		c.home.backouts.Add(1)
 		runtime.UnlockOSThread()
 		return err
 	}

@@ -28,11 +28,11 @@ import (
 
 // thread is glibaio's record of one OS thread that walks contexts or runs coroutines.
 type thread struct {
-	m    uintptr      // the runtime M
-	held atomic.Int32 // walks and enter chains active; the outermost holds LockOSThread
+	m    uintptr     // the runtime M
+	held threadCount // walks and enter chains active; the outermost holds LockOSThread
 
 	// The fields below are touched only by code locked to the thread, after held's
-	// atomic operations (which order them for the race detector too).
+	// operations (atomic in race builds, which orders them for the race detector).
 	walks   []walkRec    // active walks and enter chains, the innermost last
 	current *Coroutine   // the coroutine running now, nil outside coroutines
 	coUsed  bool         // a coroutine ran here: walks record their level's mark, if costly
@@ -156,9 +156,9 @@ func (t *thread) leaving() {
 func (t *thread) release() {
 	t.walks[len(t.walks)-1] = walkRec{}
 	t.walks = t.walks[:len(t.walks)-1]
-	// The outermost: current is cleared before held's atomic operation, which orders it
-	// before the next goroutine's use of this record (the race detector sees no other
-	// order between goroutines that take turns on one thread).
+	// The outermost: current is cleared before held's operation, which in race builds
+	// orders it before the next goroutine's use of this record (the race detector sees
+	// no other order between goroutines that take turns on one thread).
 	last := t.held.Load() == 1
 	if last {
 		t.current = nil // left set only by a Goexit out of a coroutine

@@ -67,7 +67,7 @@ func Nanotime() int64
 // Point names one callback and accumulates its statistics. Make it once per
 // callback (per BH, fd handler, timer or source), not per call.
 type Point struct {
-	count      atomic.Int64 // calls that returned or panicked
+	count      Counter      // calls that returned or panicked
 	next       atomic.Int64 // a call begun when count is at least next is timed
 	lastTimed  atomic.Int64 // count when the last timed call returned: the calls the timed ones stand for
 	weightedNS atomic.Int64 // the sum of each timed call's duration × the calls it stands for
@@ -150,7 +150,7 @@ type Stats struct {
 // calls (exact when all were timed), Max the longest timed call or the longest time the
 // watchdog saw a call stuck.
 func (p *Point) Stats() Stats {
-	count, stood, wns := p.count.Load(), p.lastTimed.Load(), p.weightedNS.Load()
+	count, stood, wns := int64(p.count.Load()), p.lastTimed.Load(), p.weightedNS.Load()
 	total := wns
 	if stood > 0 && stood != count {
 		total = int64(float64(wns) / float64(stood) * float64(count))
@@ -168,7 +168,7 @@ const (
 
 // timing decides whether the call that begins now is timed.
 func (p *Point) timing() uint8 {
-	n := p.count.Load()
+	n := int64(p.count.Load())
 	switch {
 	case n < warmupCalls:
 		return timedAll
@@ -180,7 +180,7 @@ func (p *Point) timing() uint8 {
 
 // done records a call that returned: its duration d if it was timed.
 func (p *Point) done(timing uint8, d int64) {
-	c := p.count.Add(1)
+	c := int64(p.count.Add(1))
 	if timing == untimed {
 		return
 	}
