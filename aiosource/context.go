@@ -131,8 +131,7 @@ func (c *Context) Stats() Stats {
 
 // level holds the buffers of one (possibly nested) dispatch or Poll.
 type level struct {
-	events []reactor.Event
-	ready  []readyHandler
+	ready []readyHandler
 }
 
 // New creates an AioContext (aio_context_new). It is not attached to any GMainContext;
@@ -330,7 +329,6 @@ func (c *Context) enter() *level {
 
 // leave ends a walk; it runs even when a callback panics.
 func (c *Context) leave(lv *level) {
-	lv.events = lv.events[:0]
 	for i := range lv.ready {
 		lv.ready[i] = readyHandler{} // one entry, usually: cheaper than clear's bulk barrier
 	}
@@ -355,14 +353,16 @@ func (c *Context) dispatch(events []reactor.Event) {
 	func() {
 		lv := c.enter()
 		defer c.leave(lv)
-		// Copy the events: a nested Poll in a callback reuses the reactor's buffer.
-		lv.events = append(lv.events, events...)
+		// Resolved first, as aio_poll's fd monitor fills its ready list before
+		// aio_bh_poll: a BH below may Poll again, which reuses the reactor's event
+		// buffer. A handler that a BH removes is still skipped (its node is deleted),
+		// and one that a nested walk dispatches is taken off this walk's list.
+		lv.ready = c.resolve(events, lv.ready)
 		// GLib never busy-polls: end the polling mode a Poll left started, as aio_prepare
 		// does. What its final poll finds is dispatched below, where QEMU leaves it
 		// marked for a later dispatch.
 		c.pollSetStarted(false)
 		c.bhPoll()
-		lv.ready = c.resolve(lv.events, lv.ready)
 		lv.ready = c.addPollReady(lv.ready)
 		c.dispatchReady(lv.ready, 0)
 	}()

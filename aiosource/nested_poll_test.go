@@ -143,3 +143,43 @@ func TestNestedAioPoll(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An fd handler that a Poll nested in a BH of the same pass dispatches does not run
+// again in the outer pass: the outer walk resolved its events before the BHs (as
+// aio_poll's fd monitor fills the ready list before aio_bh_poll), and the nested walk
+// took the handler off the outer one's list. Before, the outer walk ran it a second
+// time, for readiness that the first run had consumed.
+func TestNestedPollInBHTakesReadyHandler(t *testing.T) {
+	eachMode(t, func(t *testing.T, m *mode) {
+		e, err := aiosource.NewEventNotifier(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		var runs, empty int
+		if err := m.ctx.SetEventNotifier(e, func(e *aiosource.EventNotifier) {
+			runs++
+			if !e.TestAndClear() {
+				empty++ // run for readiness that was already consumed
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer m.ctx.SetEventNotifier(e, nil)
+		nestedRuns := -1
+		bh := m.ctx.NewBH("nested-poll", func() {
+			m.ctx.Poll(false)
+			nestedRuns = runs
+		})
+		defer bh.Delete()
+		if err := e.Set(); err != nil {
+			t.Fatal(err)
+		}
+		bh.Schedule()
+		m.iterate(false)
+		if nestedRuns != 1 || runs != 1 || empty != 0 {
+			t.Fatalf("handler runs: %d in the nested Poll, %d in all, %d with nothing to read; want 1, 1, 0",
+				nestedRuns, runs, empty)
+		}
+	})
+}

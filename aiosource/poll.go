@@ -126,7 +126,9 @@ func (c *Context) pollWalk(blocking bool) (progress bool) {
 		if err != nil && !errors.Is(err, reactor.ErrClosed) {
 			c.reportError(fmt.Errorf("aiosource: Poll: wait: %w", err))
 		}
-		lv.events = append(lv.events, events...)
+		// Resolved at once, as QEMU's fd monitors fill the ready list in their wait:
+		// a BH below may Poll again, which reuses the reactor's event buffer.
+		lv.ready = c.resolve(events, lv.ready)
 	}
 	if waiting {
 		waiting = false
@@ -141,7 +143,6 @@ func (c *Context) pollWalk(blocking bool) (progress bool) {
 	if c.bhPoll() {
 		progress = true
 	}
-	lv.ready = c.resolve(lv.events, lv.ready)
 	lv.ready = c.addPollReady(lv.ready)
 	if c.dispatchReady(lv.ready, blockNS) {
 		progress = true
