@@ -22,6 +22,8 @@ import (
 //     every dispatch), the peer the table used to call "pure C";
 //   - Go-naive: a glibloop Source whose only crossing is Dispatch, reading the eventfd
 //     from Go, with can_recurse;
+//   - reactor alone: glibaio's reactor source with a Go dispatch that only reads the
+//     eventfd (ReactorFloor): the C side of an AioContext and its one crossing;
 //   - glibaio: an AioContext with a read handler on the eventfd (FDLoop).
 
 // recurseSource is a reactor-shaped C source on its own context.
@@ -173,6 +175,11 @@ func TestFDPathRatios(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ours.Close()
+	rf, err := NewReactorFloor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
 	// The naive source without callback statistics: what a Go source's crossing costs
 	// without the two clock reads that glibaio's fd handler pays too.
 	naiveBare := func(n int) time.Duration {
@@ -180,8 +187,8 @@ func TestFDPathRatios(t *testing.T) {
 		defer glibloop.SetCallbackStats(true)
 		return naive.Drive(n)
 	}
-	sides := []func(int) time.Duration{floor.Drive, plain.Drive, naive.Drive, naiveBare, ours.Drive}
-	names := []string{"C-recurse", "C-plain", "Go-naive", "Go-naive, no statistics", "glibaio"}
+	sides := []func(int) time.Duration{floor.Drive, plain.Drive, naive.Drive, naiveBare, rf.Drive, ours.Drive}
+	names := []string{"C-recurse", "C-plain", "Go-naive", "Go-naive, no statistics", "reactor alone", "glibaio"}
 	const n = 20000
 	ns := make([][]float64, len(sides))
 	ratios := make([][]float64, len(sides))
@@ -216,7 +223,7 @@ func TestFDPathRatios(t *testing.T) {
 			Median(ns[i]), Percentile(ns[i], 0), Percentile(ns[i], 100),
 			Median(ratios[i]), Percentile(ratios[i], 0), Percentile(ratios[i], 100))
 	}
-	if ours.Ctx.Stats().Handlers == 0 || naive.f.n == 0 || cbaseline.ReactorShapedCount(floor.src) == 0 {
+	if ours.Ctx.Stats().Handlers == 0 || naive.f.n == 0 || rf.Ran == 0 || cbaseline.ReactorShapedCount(floor.src) == 0 {
 		t.Fatal("a side never read its eventfd")
 	}
 }

@@ -209,13 +209,20 @@ func fdRoundTripRows(cfg Config, section func(string) bool, add func(Row)) error
 			return err
 		}
 		defer naive.Close()
-		f := sideBySide(cfg.Rounds, cfg.Ops, fl.Drive, floor.Drive, peer.Drive, naive.Drive)
+		rf, err := NewReactorFloor()
+		if err != nil {
+			return err
+		}
+		defer rf.Close()
+		f := sideBySide(cfg.Rounds, cfg.Ops, fl.Drive, floor.Drive, peer.Drive, naive.Drive, rf.Drive)
 		add(Row{Name: "fd round trip: eventfd write + GLib iteration + Go read handler", OursNS: f.Ours,
 			Floor: floorFD, FloorNS: f.Floor, FloorRatio: f.FloorRatio, FloorMax: 1.15,
 			Baseline: peerFD, BaselineNS: f.Peer, Ratio: f.Ratio,
 			Notes: []Note{
 				{Name: "Go floor: a Go GSource with the floor's fds and can_recurse, only Dispatch, reading from Go", Value: Median(f.V[3]), Unit: "ns"},
 				{Name: "its ratio to the floor", Value: medianRatio(f.V[3], f.V[1]), Unit: "x"},
+				{Name: "reactor alone: glibaio's reactor source (prepare and check in C, with the notify_me handshake) handing its events to a Go dispatch that only reads the fd, no AioContext", Value: Median(f.V[4]), Unit: "ns"},
+				{Name: "the reactor alone's ratio to the floor", Value: medianRatio(f.V[4], f.V[1]), Unit: "x"},
 			}})
 	}
 	if section("statistics and watchdog overhead") {
