@@ -161,9 +161,13 @@ func (c *Context) bhPoll() bool {
 	// BH, and a pass that leaves work behind sets it again: with the word clear and no
 	// slice left, anything queued now is still setting it, and runs in the next pass.
 	// That costs an fd-only dispatch two loads instead of two atomic swaps.
-	if c.r.Ready() == 0 && len(c.slices) == 0 {
-		return false
+	if c.ready.Load() == 0 && len(c.slices) == 0 {
+		return false // inlined: an fd-only walk makes no call here
 	}
+	return c.bhPollSlow()
+}
+
+func (c *Context) bhPollSlow() bool {
 	// Clear the ready word before taking the list: a BH pushed after this sets it again.
 	c.r.TakeReady()
 	limit := c.oneshots.tail.Load()

@@ -42,8 +42,9 @@ var (
 // is attached to, or Poll, never both concurrently (both may nest inside callbacks); a
 // second thread that tries panics (see Home thread in the package documentation).
 type Context struct {
-	r   *reactor.Reactor
-	src *glibloop.Source
+	r     *reactor.Reactor
+	src   *glibloop.Source
+	ready *atomic.Uint32 // r's ready word (r.ReadyWord), tested by every walk
 
 	closed atomic.Bool
 	home   home // the thread that drives the context now (home.go)
@@ -152,6 +153,7 @@ func New() (*Context, error) {
 		return nil, fmt.Errorf("aiosource: New: %w", err)
 	}
 	c.r = r
+	c.ready = r.ReadyWord() // valid as long as c, which holds r
 	c.src = r.Source()
 	c.src.SetCanRecurse(true) // as QEMU: a nested loop inside a callback may dispatch it again
 	c.table.Store(&fdTable{})

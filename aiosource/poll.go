@@ -300,8 +300,12 @@ func (c *Context) runPollHandlersOnce(now int64, timeout *int64) bool {
 // notifications, and reports whether one was ready (poll_set_started).
 func (c *Context) pollSetStarted(started bool) bool {
 	if started == c.pollStarted {
-		return false
+		return false // inlined: every GLib dispatch calls it, and polling is rarely on
 	}
+	return c.pollSetStartedSlow(started)
+}
+
+func (c *Context) pollSetStartedSlow(started bool) bool {
 	c.pollStarted = started
 	progress := false
 	for _, n := range c.pollHandlers {
@@ -336,8 +340,15 @@ func (c *Context) markPollReady(n *fdNode) {
 // event in the ready list already.
 func (c *Context) addPollReady(ready []readyHandler) []readyHandler {
 	if len(c.pollFound) == 0 {
-		return ready
+		return ready // inlined: busy polling found nothing, the usual case
 	}
+	return c.addPollReadySlow(ready)
+}
+
+// addPollReadySlow is kept out of line, so that addPollReady inlines.
+//
+//go:noinline
+func (c *Context) addPollReadySlow(ready []readyHandler) []readyHandler {
 	for _, n := range c.pollFound {
 		if !n.pollReady {
 			continue

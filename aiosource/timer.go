@@ -233,8 +233,12 @@ func (c *Context) timerDeadline(now int64) int64 {
 // further timer taken from its list.
 func (c *Context) runTimers() bool {
 	if c.armed.Load() == 0 {
-		return false
+		return false // inlined: most walks of most contexts have no timer pending
 	}
+	return c.runTimersSlow()
+}
+
+func (c *Context) runTimersSlow() bool {
 	progress := false
 	// Republish the deadline on the way out, even if a callback panics.
 	defer func() {

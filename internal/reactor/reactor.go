@@ -226,6 +226,10 @@ func (r *Reactor) SetReady(bits uint32) {
 	runtime.KeepAlive(r)
 }
 
+// ReadyWord returns the word that holds the ready bits, for a loop that tests it on
+// every pass without a call (aiosource's bhPoll); it is valid while r is reachable.
+func (r *Reactor) ReadyWord() *atomic.Uint32 { return r.c.Ready() }
+
 // Ready returns the ready bits.
 func (r *Reactor) Ready() uint32 {
 	v := r.c.Ready().Load()
