@@ -173,9 +173,6 @@ func (s *server) listen() error {
 		}
 		s.lfds = append(s.lfds, fd)
 		s.sockID = id
-		if err := unix.Listen(fd, 1024); err != nil {
-			return err
-		}
 		if err := s.ioh.SetFDHandler(fd, aiosource.FDHandler{Read: func() { s.accept(fd) }}); err != nil {
 			return err
 		}

@@ -72,8 +72,10 @@ func probeSocket(path string) (live bool, err error) {
 //   - an existing socket is probed first: if a server answers, the bind is refused
 //     (the error wraps errServerListening); if not, the stale socket is removed;
 //
-// all under the directory lock (lockSocketDir). It returns the socket fd (not yet
-// listening) and the identity of the file bound.
+// all under the directory lock (lockSocketDir), the listen(2) included: a socket bound
+// but not yet listening refuses connections, so a second server that probed it between
+// the two calls would take it for stale and remove it. It returns the listening socket
+// fd and the identity of the file bound.
 func bindUnixSocket(path string) (int, socketID, error) {
 	unlock, err := lockSocketDir(path)
 	if err != nil {
@@ -111,6 +113,11 @@ func bindUnixSocket(path string) (int, socketID, error) {
 		return -1, socketID{}, fmt.Errorf("bind %s: %w", path, err)
 	}
 	fi, err := os.Lstat(path)
+	if err == nil {
+		if err = os.NewSyscallError("listen", unix.Listen(fd, 1024)); err != nil {
+			os.Remove(path) // ours: bound above, under the lock
+		}
+	}
 	if err != nil {
 		unix.Close(fd)
 		return -1, socketID{}, err

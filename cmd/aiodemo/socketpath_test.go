@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -75,11 +76,14 @@ func TestSocketPathStale(t *testing.T) {
 		t.Fatalf("stale socket: %v", err)
 	}
 	defer unix.Close(fd)
+	// It listens already: a server that probes the path once the lock is free must find
+	// it live. (Bound but not yet listening, it refused connections, and a second
+	// server starting at the same time took it for stale and removed it.)
+	if live, err := probeSocket(path); !live || err != nil {
+		t.Fatalf("the socket bindUnixSocket returned does not answer a probe (%v)", err)
+	}
 	// The path is our socket now: a connection to it reaches our fd. (The inode number
 	// alone cannot tell: the file system may give the new file the stale one's.)
-	if err := unix.Listen(fd, 1); err != nil {
-		t.Fatal(err)
-	}
 	c, err := net.Dial("unix", path)
 	if err != nil {
 		t.Fatalf("the new socket does not answer: %v", err)
@@ -185,6 +189,7 @@ func TestSocketPathTwoServersAtOnce(t *testing.T) {
 		var cmds [2]*exec.Cmd
 		var errs [2]*syncBuffer
 		var wg sync.WaitGroup
+		var started [2]atomic.Pointer[os.Process] // for the kill below, which races Start
 		exited := make(chan int, 2)
 		for i := range cmds {
 			cmds[i] = exec.Command(aiodemoBin, "serve", "--socket", socket, "--stats", "0")
@@ -199,6 +204,7 @@ func TestSocketPathTwoServersAtOnce(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				started[i].Store(cmds[i].Process)
 				cmds[i].Wait()
 				exited <- i
 			}()
@@ -207,8 +213,10 @@ func TestSocketPathTwoServersAtOnce(t *testing.T) {
 		select {
 		case loser = <-exited:
 		case <-time.After(20 * time.Second):
-			for _, c := range cmds {
-				c.Process.Kill()
+			for i := range started {
+				if p := started[i].Load(); p != nil {
+					p.Kill()
+				}
 			}
 			wg.Wait()
 			t.Fatalf("round %d: neither server refused:\n%s\n%s", round, errs[0], errs[1])
