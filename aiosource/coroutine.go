@@ -350,7 +350,7 @@ func (t *thread) inWalk(ctx *Context, mark uintptr) bool {
 // enterChain runs enter as an enter chain of its own, on t, the calling goroutine's
 // thread, which the caller has just locked it to (acquire takes that lock over).
 func (t *thread) enterChain(ctx *Context, co *Coroutine, mark uintptr) {
-	t.acquire(ctx, mark)
+	t.acquire(ctx, mark, false)
 	defer t.leave()
 	enter(ctx, false, co)
 }

@@ -57,7 +57,7 @@ func benchPullFrames(b *testing.B, frames int) {
 // context at the caller's level, as a BH would.
 func benchEnterYield(b *testing.B, yield func(*Coroutine)) {
 	t := currentThread() // locked: acquire keeps the lock for the walk
-	t.acquire(nil, cshim.StackMark())
+	t.acquire(nil, cshim.StackMark(), false)
 	defer t.leave()
 	stop := false
 	co := NewCoroutine(func(co *Coroutine) {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/glibaio/glibaio/cshim"
 	"github.com/glibaio/glibaio/glibloop"
-	"github.com/glibaio/glibaio/internal/watch"
 )
 
 // The home thread (see the package documentation for what it is and what fails).
@@ -56,10 +55,10 @@ type driver struct {
 // dispatches are the Context's statistics counters, c.stats.polls and c.stats.dispatches.
 type home struct {
 	holds atomic.Uint64 // entries of drivers' outermost holds (holdFor)
-	// Ends of outermost walks (Polls, dispatches and holds) that ran: at most one runs
-	// at a time, so one thread at a time adds to it (no locked instruction).
-	exits    watch.Counter
-	backouts atomic.Uint64 // ends of outermost walks that backed out: any thread, at once
+	// Ends of outermost walks: Polls, dispatches and holds. A locked addition: it also
+	// publishes the walk's writes (depth, the walk's buffers) to the thread that finds
+	// the context idle next and takes it over.
+	exits atomic.Uint64
 
 	nestedPolls, nestedDispatches atomic.Uint64 // Stats's counts of nested walks
 
@@ -75,12 +74,9 @@ const homeSpins = 10000
 
 // active returns how many outermost walks are active, the caller's included. Exits are
 // read before entries: every exit counted then has its entry counted, so the result is
-// never less than the walks active when exits were read. An exit that a walk on another
-// thread made without a locked instruction may be seen late, never early: a walk that
-// runs after it without synchronizing with it (two drivers that race) may find a
-// conflict where the other walk had just ended.
+// never less than the walks active when exits were read.
 func (c *Context) active() uint64 {
-	x := c.home.exits.Load() + c.home.backouts.Load()
+	x := c.home.exits.Load()
 	return c.stats.polls.Load() + c.stats.dispatches.Load() + c.home.holds.Load() - x
 }
 
@@ -91,26 +87,31 @@ func (c *Context) active() uint64 {
 func (c *Context) hold(outer, nested *atomic.Uint64, op string) {
 	runtime.LockOSThread()
 	m := getm()
-	d := c.home.rec.Load()
-	mine := d != nil && d.m == m
-	if mine && c.home.depth > 0 {
+	t := threadOf(m)
+	// Nested or not is the thread's own record's to say: the home thread's record and
+	// depth may change under a thread that is not walking the context.
+	if t.walking(c) {
 		nested.Add(1)
 		c.home.depth++ // nested in the home thread's own walk
-		d.t.acquire(c, 0)
+		t.acquire(c, 0, true)
 		return
 	}
 	outer.Add(1)
-	if mine && c.active() == 1 {
-		c.home.depth++ // the home thread again, alone
-		d.t.acquire(c, 0)
-		return
+	// The record is read after the count: once the caller finds itself alone, a thread
+	// that took the context over meanwhile has recorded itself (before its exit).
+	if c.active() == 1 {
+		if d := c.home.rec.Load(); d != nil && d.m == m {
+			c.home.depth++ // the home thread again, alone
+			t.acquire(c, 0, true)
+			return
+		}
 	}
 	if err := c.holdSlow(m, "", 0); err != nil {
-		c.home.backouts.Add(1)
+		c.home.exits.Add(1)
 		runtime.UnlockOSThread()
 		panic(fmt.Sprintf("aiosource: %s: %v", op, err))
 	}
-	c.home.rec.Load().t.acquire(c, 0)
+	t.acquire(c, 0, true)
 }
 
 // holdFor makes the calling thread the context's home thread until letGo, for a driver
@@ -119,20 +120,21 @@ func (c *Context) hold(outer, nested *atomic.Uint64, op string) {
 func (c *Context) holdFor(name string, tid int) error {
 	runtime.LockOSThread()
 	m := getm()
-	if d := c.home.rec.Load(); d != nil && d.m == m && c.home.depth > 0 {
+	t := threadOf(m)
+	if t.walking(c) {
 		c.home.depth++ // nested in the home thread's own walk
-		d.t.acquire(c, cshim.StackMark())
+		t.acquire(c, cshim.StackMark(), true)
 		return nil
 	}
 	c.home.holds.Add(1)
 	if err := c.holdSlow(m, name, tid); err != nil {
-		c.home.backouts.Add(1)
+		c.home.exits.Add(1)
 		runtime.UnlockOSThread()
 		return err
 	}
 	// A driver's hold lasts: its level's mark is taken now, so that the coroutine
 	// workers of walks at the same level (Polls of an IOThread) stay pooled.
-	c.home.rec.Load().t.acquire(c, cshim.StackMark())
+	t.acquire(c, cshim.StackMark(), true)
 	return nil
 }
 
@@ -191,7 +193,7 @@ func (c *Context) takeOver(cur *driver, m uintptr, name string, tid int) {
 
 // letGo ends a walk that hold or holdFor started.
 func (c *Context) letGo() {
-	t := c.home.rec.Load().t
+	t := threadOf(getm()) // the caller's own record, locked to it since hold
 	defer func() {
 		c.home.depth--
 		if c.home.depth == 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -334,4 +335,61 @@ func TestMainLoopRunWhileAnotherThreadPolls(t *testing.T) {
 			t.Fatalf("Run once the Poll returned: %v", runErr)
 		}
 	}
+}
+
+// Drivers that race: three threads Poll one context at once, over and over, each Poll
+// refused or not. Every refusal is the home-thread panic, never two walks at once (a BH
+// that sees another walk's BH running) and never a broken thread record (an index out
+// of range in a later walk, a goroutine left locked). Each walk decides whether it nests
+// from its own thread's record: a thread that read the home thread's record, then lost
+// the context to another thread before it read the depth, took the other's walk for its
+// own and nested in it.
+func TestHomeThreadRacingDrivers(t *testing.T) {
+	leakcheck.Handles(t)
+	c := newCtx(t)
+	var inside, overlaps, ran atomic.Int64
+	bh := c.NewBH("racing", func() {
+		if inside.Add(1) != 1 {
+			overlaps.Add(1)
+		}
+		ran.Add(1)
+		inside.Add(-1)
+	})
+	defer bh.Delete()
+	const rounds = 20000
+	var wrong atomic.Pointer[string]
+	done := make([]<-chan struct{}, 3)
+	workers := make([]*worker, 3)
+	for i := range workers {
+		workers[i] = newWorker(t)
+		done[i] = workers[i].start(func() {
+			for range rounds {
+				bh.Schedule()
+				r := panicOf(func() { c.Poll(false) })
+				if s, ok := r.(string); r != nil && (!ok || !strings.HasPrefix(s, "aiosource: Poll: called on thread")) {
+					msg := fmt.Sprint(r)
+					wrong.Store(&msg)
+					return
+				}
+			}
+		})
+	}
+	for _, d := range done {
+		waitClosed(t, d, "a racing driver")
+	}
+	if p := wrong.Load(); p != nil {
+		t.Fatalf("a racing Poll panicked with something else than the home-thread conflict: %s", *p)
+	}
+	if n := overlaps.Load(); n != 0 {
+		t.Fatalf("%d BH runs overlapped another walk's", n)
+	}
+	// The context is whole: a fourth thread drives it, and Close finds nothing live.
+	fresh := newWorker(t)
+	bh.Schedule()
+	before := ran.Load()
+	fresh.do(func() { c.Poll(false) })
+	if ran.Load() != before+1 {
+		t.Fatal("a Poll after the race did not run the scheduled BH")
+	}
+	t.Logf("%d BH runs in %d Polls", ran.Load(), 3*rounds)
 }

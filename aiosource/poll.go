@@ -355,7 +355,9 @@ func (c *Context) addPollReadySlow(ready []readyHandler) []readyHandler {
 		}
 		found := false
 		for i := range ready {
-			if ready[i].n == n {
+			// An entry that a nested walk took over (its seq is no longer the node's)
+			// will not run: the node goes on the list again.
+			if ready[i].n == n && ready[i].seq == n.readySeq {
 				found = true
 				break
 			}

@@ -46,6 +46,7 @@ type thread struct {
 type walkRec struct {
 	ctx  *Context // the context walked; an enter chain inherits the walk's it runs in
 	mark uintptr  // the level's stack mark; 0 if not taken
+	walk bool     // a walk of ctx (hold, holdFor), not an enter chain
 }
 
 // threads maps runtime Ms to their records: a small open-addressed table that is read
@@ -132,14 +133,25 @@ func currentThread() *thread {
 // it back at once, so that the LockOSThread count is the same at every level. The lock
 // of an enclosing walk keeps the goroutine on the thread meanwhile. It pushes the
 // walk's record.
-func (t *thread) acquire(ctx *Context, mark uintptr) {
+func (t *thread) acquire(ctx *Context, mark uintptr, walk bool) {
 	if t.held.Add(1) > 1 {
 		runtime.UnlockOSThread()
 	}
 	if mark == 0 && (t.coUsed || cshim.StackMarkCheap()) {
 		mark = cshim.StackMark()
 	}
-	t.walks = append(t.walks, walkRec{ctx: ctx, mark: mark})
+	t.walks = append(t.walks, walkRec{ctx: ctx, mark: mark, walk: walk})
+}
+
+// walking reports whether the thread walks ctx now: then it is ctx's home thread, and a
+// new walk of ctx on it nests in its own.
+func (t *thread) walking(ctx *Context) bool {
+	for i := len(t.walks) - 1; i >= 0; i-- {
+		if t.walks[i].walk && t.walks[i].ctx == ctx {
+			return true
+		}
+	}
+	return false
 }
 
 // leaving runs at the end of the innermost walk or enter chain, while it still counts:

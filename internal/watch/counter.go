@@ -1,7 +1,7 @@
 package watch
 
-// Counter is a statistics counter that one thread at a time adds to and any goroutine
-// reads: a call count, a loop's dispatches. The threads that add to it take turns
+// A Counter is a statistics counter that one thread at a time adds to and any goroutine
+// reads: a call count, the BHs a loop ran. The threads that add to it take turns
 // through some synchronization of their own (a GLib context's owner, an AioContext's
 // home thread), as QEMU's statistics are written with qatomic_set by the thread that
 // owns them and read with qatomic_read by any.
@@ -11,5 +11,6 @@ package watch
 // Add is a plain read-modify-write and Load an atomic load: Go's memory model makes a
 // racing read of a word-sized location observe some write to it (never a torn value),
 // and with one writer at a time every write is the count at some moment. Race builds
-// and 32-bit targets use atomic additions, which the race detector can follow.
-type Counter struct{ v uint64 }
+// and 32-bit targets use atomic additions, which the race detector can follow (and
+// which align the word on 32-bit targets). The type is declared per build, in
+// counter_plain.go and counter_atomic.go.

@@ -4,6 +4,10 @@ package watch
 
 import "sync/atomic"
 
+// Counter is a count that one thread at a time adds to and any goroutine reads (see
+// counter.go). Here: a plain addition and an atomic load.
+type Counter struct{ v uint64 }
+
 // Add adds n and returns the new count; only one thread at a time may add (see
 // Counter).
 func (c *Counter) Add(n uint64) uint64 {
