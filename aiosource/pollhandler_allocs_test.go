@@ -22,7 +22,12 @@ func TestPollHandlerAllocs(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	c := newCtx(t)
-	if err := c.SetPollParams(pollMax, 0, 0); err != nil {
+	// Grow 1: the handler's poll time stays at its initial 4 µs once a wait set it, so
+	// that in the second case busy polling ends well before the timer, polling mode ends
+	// and the Poll waits, however the machine is loaded. (Doubling, it grew past the
+	// timer's 20 µs on a loaded machine; every busy poll then ran until the timer, and
+	// polling mode never ended.)
+	if err := c.SetPollParams(pollMax, 1, 0); err != nil {
 		t.Fatal(err)
 	}
 	tm := c.NewTimer(aiosource.ClockRealtime, aiosource.ScaleNS, func() {})
