@@ -71,7 +71,8 @@
 // fine. When foreign code such as gtk_main iterates the GMainContext, the context is
 // held only while GLib dispatches it: run the loop with MainLoop.Run to have its home
 // thread held between dispatches too. The check costs no syscall and, per outermost
-// call, one atomic addition.
+// call, two atomic additions: its entry, which is also the count Stats reports, and its
+// exit.
 //
 // # Coroutines
 //
