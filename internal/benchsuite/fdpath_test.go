@@ -147,7 +147,7 @@ func BenchmarkFDPath(b *testing.B) {
 	}
 }
 
-// TestFDPathRatios prints the four sides' medians over interleaved rounds and the
+// TestFDPathRatios prints the six sides' medians over interleaved rounds and the
 // ratios to the can_recurse C floor. It measures; it asserts only that each side ran.
 // GLIBAIO_FDPATH=ROUNDS runs it (it takes a few seconds per 10 rounds).
 func TestFDPathRatios(t *testing.T) {

@@ -347,7 +347,7 @@ func timerRows(cfg Config, add func(Row)) error {
 	}
 	period := 1500 * time.Microsecond
 	// Four chunks each, rotating which runs first, so drift in the VM's wakeup latency
-	// hits all four alike.
+	// hits all five alike.
 	gmc := glibloop.NewMainContext()
 	var ours, rt, bare, cfd, gofd []time.Duration
 	runs := []func(n int) error{

@@ -245,9 +245,10 @@ func (l *FDLoop) Close() {
 // CSource is a pure-C GSource on its own context that watches an eventfd and reads it
 // in its dispatch: the fd round trip's floor (NewFloorSource) or its peer (NewCSource).
 type CSource struct {
-	mc  *glibloop.MainContext
-	fds []int // the eventfd it reads first, then any idle one
-	src unsafe.Pointer
+	mc    *glibloop.MainContext
+	fds   []int // the eventfd it reads first, then any idle one
+	src   unsafe.Pointer
+	count func(unsafe.Pointer) int64
 }
 
 // NewCSource builds the fd round trip's peer: a plain C GSource, as a C programmer
@@ -259,10 +260,14 @@ func NewCSource() (*CSource, error) {
 }
 
 // NewFloorSource builds the fd round trip's floor: the same read in C, from a source
-// shaped as GLib sees aiosource's reactor source (cbaseline.NewReactorShapedSource):
+// shaped as GLib sees aiosource's reactor source (cbaseline.NewReactorShaped):
 // prepare and check in C, can_recurse, an idle kick eventfd besides the one it reads.
 func NewFloorSource() (*CSource, error) {
-	return newCSource(2, func(fds []int) unsafe.Pointer { return cbaseline.NewReactorShapedSource(fds[0], fds[1]) })
+	c, err := newCSource(2, func(fds []int) unsafe.Pointer { return cbaseline.NewReactorShaped(fds[0], fds[1], true) })
+	if c != nil {
+		c.count = cbaseline.ReactorShapedCount
+	}
+	return c, err
 }
 
 func newCSource(nfds int, mk func([]int) unsafe.Pointer) (*CSource, error) {
@@ -270,7 +275,7 @@ func newCSource(nfds int, mk func([]int) unsafe.Pointer) (*CSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &CSource{mc: glibloop.NewMainContext(), fds: fds}
+	c := &CSource{mc: glibloop.NewMainContext(), fds: fds, count: cbaseline.Count}
 	c.src = mk(fds)
 	cbaseline.Attach(c.src, c.mc.Native())
 	return c, nil
@@ -282,7 +287,7 @@ func (c *CSource) Drive(n int) time.Duration {
 }
 
 // Count returns how many times the C source dispatched.
-func (c *CSource) Count() int64 { return cbaseline.Count(c.src) }
+func (c *CSource) Count() int64 { return c.count(c.src) }
 
 // Close releases everything.
 func (c *CSource) Close() {
@@ -299,15 +304,16 @@ type GoSource struct {
 	kick  int // an idle eventfd watched before fd (read only), as the fd round trip floor watches one
 	src   *glibloop.Source
 	drain bool
+	count func() int // dispatches (with read: that read a value)
 }
 
 // goDispatch is a Go GSource with only Dispatch: one C-to-Go crossing per iteration.
-type goDispatch struct{ n int64 }
+type goDispatch struct{ n int }
 
 func (x *goDispatch) Dispatch(*glibloop.Source) bool { x.n++; return true }
 
 // goPCD is a Go GSource with Prepare, Check and Dispatch: three crossings.
-type goPCD struct{ n int64 }
+type goPCD struct{ n int }
 
 func (x *goPCD) Prepare(*glibloop.Source) (bool, time.Duration) { return false, -1 }
 func (x *goPCD) Check(*glibloop.Source) bool                    { return false }
@@ -315,11 +321,13 @@ func (x *goPCD) Dispatch(*glibloop.Source) bool                 { x.n++; return 
 
 // goRead is a Go GSource with only Dispatch, which reads the eventfd from Go: the
 // simplest Go source that does the fd round trip's work.
-type goRead struct{ fd int }
+type goRead struct{ fd, n int }
 
 func (x *goRead) Dispatch(*glibloop.Source) bool {
 	var b [8]byte
-	unix.Read(x.fd, b[:])
+	if k, _ := unix.Read(x.fd, b[:]); k == 8 {
+		x.n++
+	}
 	return true
 }
 
@@ -335,12 +343,17 @@ func NewGoSource(prepareCheck, read bool) (*GoSource, error) {
 		return nil, err
 	}
 	g := &GoSource{mc: glibloop.NewMainContext(), fd: fds[0], kick: fds[1], drain: !read}
-	var f glibloop.SourceFuncs = &goDispatch{}
+	var f glibloop.SourceFuncs
 	switch {
 	case read:
-		f = &goRead{fd: g.fd}
+		x := &goRead{fd: g.fd}
+		f, g.count = x, func() int { return x.n }
 	case prepareCheck:
-		f = &goPCD{}
+		x := &goPCD{}
+		f, g.count = x, func() int { return x.n }
+	default:
+		x := &goDispatch{}
+		f, g.count = x, func() int { return x.n }
 	}
 	g.src = glibloop.NewSource(f)
 	g.src.SetCanRecurse(read)
@@ -357,6 +370,9 @@ func NewGoSource(prepareCheck, read bool) (*GoSource, error) {
 func (g *GoSource) Drive(n int) time.Duration {
 	return cbaseline.Drive(g.mc.Native(), g.fd, n, g.drain)
 }
+
+// Count returns how many times the Go source dispatched (with read: read a value).
+func (g *GoSource) Count() int { return g.count() }
 
 // Close releases everything.
 func (g *GoSource) Close() {

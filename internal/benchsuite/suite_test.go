@@ -319,6 +319,13 @@ func checkRow(t *testing.T, r Row) {
 	if r.Floor == "-" || r.Baseline == "-" || r.FloorNS <= 0 || r.BaselineNS <= 0 || r.FloorRatio <= 0 || r.Ratio <= 0 {
 		t.Errorf("row %q has no floor or peer measurement: %+v", r.Name, r)
 	}
+	notes := map[string]bool{}
+	for _, n := range r.Notes {
+		if notes[n.Name] {
+			t.Errorf("row %q: two notes named %q (Aggregate matches notes by name)", r.Name, n.Name)
+		}
+		notes[n.Name] = true
+	}
 	limited := r.FloorMax > 0 || r.PeerMax > 0 || len(r.Conds) > 0
 	if limited == (r.Target == TargetReport) || (r.Target == TargetReport && r.Pass) {
 		t.Errorf("row %q: target %q with limits %v/%v/%v, pass %v", r.Name, r.Target, r.FloorMax, r.PeerMax, r.Conds, r.Pass)
@@ -443,6 +450,29 @@ func TestFloorsRun(t *testing.T) {
 			c.Close()
 		}
 	}
+	for _, pc := range []bool{false, true} {
+		for _, read := range []bool{false, true} {
+			if pc && read {
+				continue
+			}
+			g, err := NewGoSource(pc, read)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.Drive(100); g.Count() != 100 {
+				t.Errorf("Go source %v/%v: %d dispatches for 100 iterations", pc, read, g.Count())
+			}
+			g.Close()
+		}
+	}
+	rf, err := NewReactorFloor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rf.Drive(100); rf.Ran != 100 {
+		t.Errorf("reactor alone: %d reads for 100 iterations", rf.Ran)
+	}
+	rf.Close()
 	// Many short floods: a lost wakeup in the floor's handshake hangs one (the test's
 	// timeout then fails it), as one did once in a full aiobench run.
 	for i := 0; i < 50; i++ {

@@ -87,10 +87,9 @@ func (rf *ReadFile) Close() {
 	os.RemoveAll(rf.dir)
 }
 
-// ReadLoop keeps QD reads in flight on an AioContext, with ReadAt (io_uring, or the
-// thread pool's engine if forced) or with Submit(pread), each completion issuing the
-// next read. Every callback and work function is bound once, so a run allocates
-// nothing.
+// ReadLoop keeps QD reads in flight on an AioContext, with ReadAt or with
+// Submit(pread), each completion issuing the next read. Every callback and work
+// function is bound once, so a run allocates nothing.
 type ReadLoop struct {
 	Ctx  *aiosource.Context
 	rf   *ReadFile
@@ -107,18 +106,11 @@ type ReadLoop struct {
 	poolDone []func(error)
 }
 
-// NewReadLoop makes a context for qd lanes of reads from rf. With threads, its ReadAt
-// uses the thread-pool engine.
-func NewReadLoop(rf *ReadFile, qd int, threads bool) (*ReadLoop, error) {
+// NewReadLoop makes a context for qd lanes of reads from rf.
+func NewReadLoop(rf *ReadFile, qd int) (*ReadLoop, error) {
 	c, err := aiosource.New()
 	if err != nil {
 		return nil, err
-	}
-	if threads {
-		if err := c.SetAIOEngine(aiosource.AIOThreads); err != nil {
-			c.Close()
-			return nil, err
-		}
 	}
 	l := &ReadLoop{Ctx: c, rf: rf, fd: rf.FD(), offs: make([]int64, qd)}
 	for i := 0; i < qd; i++ {
@@ -295,7 +287,7 @@ func uringRows(cfg Config) ([]Row, error) {
 		return nil, err
 	}
 	defer rf.Close()
-	ring, err := NewReadLoop(rf, 32, false)
+	ring, err := NewReadLoop(rf, 32)
 	if err != nil {
 		return nil, err
 	}
@@ -303,12 +295,12 @@ func uringRows(cfg Config) ([]Row, error) {
 	if e := ring.Engine(); e != aiosource.AIOIOUring {
 		return nil, fmt.Errorf("io_uring rows: the context uses %v: %v", e, ring.Ctx.IOUringError())
 	}
-	pool, err := NewReadLoop(rf, 32, false)
+	pool, err := NewReadLoop(rf, 32)
 	if err != nil {
 		return nil, err
 	}
 	defer pool.Close()
-	qd1, err := NewReadLoop(rf, 1, false)
+	qd1, err := NewReadLoop(rf, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -364,9 +356,9 @@ func uringRows(cfg Config) ([]Row, error) {
 		Baseline: "C loop on liburing: submit, wait, reap", BaselineNS: f.Peer, Ratio: f.Ratio, PeerMax: 1.2,
 		Notes: []Note{
 			{Name: "Go floor, one cgo call per read, buffer pinned once", Value: Median(f.V[3]), Unit: "ns"},
-			{Name: "to the peer", Value: medianRatio(f.V[3], f.V[2]), Unit: "x"},
+			{Name: "pinned once, to the peer", Value: medianRatio(f.V[3], f.V[2]), Unit: "x"},
 			{Name: "Go floor, pinned per read", Value: Median(f.V[4]), Unit: "ns"},
-			{Name: "to the peer:", Value: medianRatio(f.V[4], f.V[2]), Unit: "x"},
+			{Name: "pinned per read, to the peer", Value: medianRatio(f.V[4], f.V[2]), Unit: "x"},
 		}})
 
 	// Steady state: a read and its completion allocate nothing, at either depth.

@@ -22,7 +22,7 @@ func TestURingReadAllocs(t *testing.T) {
 	}
 	defer rf.Close()
 	for _, qd := range []int{1, 32} {
-		l, err := NewReadLoop(rf, qd, false)
+		l, err := NewReadLoop(rf, qd)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,7 +17,7 @@ func BenchmarkURingReads(b *testing.B) {
 	}
 	defer rf.Close()
 	for _, qd := range []int{1, 32} {
-		l, err := NewReadLoop(rf, qd, false)
+		l, err := NewReadLoop(rf, qd)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -57,25 +57,6 @@ GSource *cb_source_new(int fd, int prepare_check, int read_in_dispatch, int cros
 	return s;
 }
 
-/* The fair floor of the fd round trip: the source above as GLib sees glibaio's reactor
- * source (cshim/reactor.c, as aiosource sets it up): prepare and check in C (nothing
- * queued, no timeout), can_recurse set (aiosource sets it, as QEMU does on its
- * AioContext source, so GLib neither blocks nor unblocks the source's fds around a
- * dispatch: blocking them writes and acknowledges GLib's wakeup fd every round), an idle
- * kick eventfd added first (the reactor's), then fd, which dispatch reads in C. */
-GSource *cb_source_new_reactor_shaped(int fd, int kickfd)
-{
-	GSource *s = g_source_new(&cb_funcs_pcd, sizeof(cb_source));
-	cb_source *c = (cb_source *)s;
-	c->fd = fd;
-	c->read_in_dispatch = 1;
-	c->cross = 0;
-	g_source_add_unix_fd(s, kickfd, G_IO_IN);
-	g_source_add_unix_fd(s, fd, G_IO_IN);
-	g_source_set_can_recurse(s, TRUE);
-	return s;
-}
-
 gint64 cb_source_count(GSource *s) { return ((cb_source *)s)->count; }
 
 /* The crossing benchmark's loop: write the eventfd, run one iteration, and (drain)

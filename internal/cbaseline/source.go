@@ -24,15 +24,6 @@ func NewSource(fd int, prepareCheck, readInDispatch, cross bool) unsafe.Pointer 
 	return unsafe.Pointer(C.cb_source_new(C.int(fd), cbool(prepareCheck), cbool(readInDispatch), cbool(cross)))
 }
 
-// NewReactorShapedSource returns a C GSource (one reference) shaped, as GLib sees it,
-// like the reactor source of an aiosource.Context: prepare and check in C, can_recurse
-// set, an idle kickfd watched first and fd watched after it, fd read in its dispatch.
-// It is the floor of the fd round trip: the same work, with the same flags and fds, and
-// no Go.
-func NewReactorShapedSource(fd, kickfd int) unsafe.Pointer {
-	return unsafe.Pointer(C.cb_source_new_reactor_shaped(C.int(fd), C.int(kickfd)))
-}
-
 //export cbNoop
 func cbNoop() {}
 

@@ -6,7 +6,6 @@
 #include <stdint.h>
 
 GSource *cb_source_new(int fd, int prepare_check, int read_in_dispatch, int cross);
-GSource *cb_source_new_reactor_shaped(int fd, int kickfd);
 gint64 cb_source_count(GSource *s);
 gint64 cb_drive(GMainContext *c, int efd, gint64 n, int drain);
 gint64 cb_idle_iterate(GMainContext *c, gint64 n);

@@ -18,10 +18,9 @@ gint64 cb_uring_reads(int fd, const gint64 *offs, int noffs, gint64 n, int qd, i
 	int efd = -1;
 	if (via_eventfd) {
 		efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (efd < 0 || io_uring_register_eventfd(&ring, efd) < 0) {
-			ret = -errno;
+		ret = efd < 0 ? -errno : io_uring_register_eventfd(&ring, efd); /* liburing returns -errno */
+		if (ret < 0)
 			goto out;
-		}
 	}
 	char *bufs;
 	if (posix_memalign((void **)&bufs, 4096, (size_t)qd * 4096)) {
