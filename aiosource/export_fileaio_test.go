@@ -8,11 +8,11 @@ func FileAIOState(c *Context) (live, pinned int, ring bool, submits uint64) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, op := range u.ops {
-		if op.pinned {
+		if op.pinPtr != nil {
 			pinned++
 		}
 	}
-	return u.live, pinned, u.ring != nil, u.submits
+	return len(u.ops) - len(u.free), pinned, u.ring != nil, u.submits
 }
 
 // SetFileAIOGenerations sets the generation of every slot of c's file I/O engine, so that

@@ -117,8 +117,7 @@ type fileOp struct {
 	// at its completion and taken again for the same buffer (a callback that reads on
 	// into it) keeps it pinned, instead of an Unpin and a Pin (see unpinLazyLocked).
 	pin    runtime.Pinner
-	pinned bool
-	pinPtr unsafe.Pointer
+	pinPtr unsafe.Pointer // nil when nothing is pinned
 
 	// An awaiting coroutine (ReadAtCo, ...) instead of done; it frees the slot.
 	co       *Coroutine
@@ -159,7 +158,6 @@ type fileAIO struct {
 
 	ops     []*fileOp // slots, indexed by user_data's low half
 	free    []uint32
-	live    int      // slots in use
 	queue   []uint32 // submit_queue: slots waiting for an SQE, from qHead on
 	qHead   int
 	cancels []uint64 // user_data of requests to cancel, waiting for an SQE
@@ -178,7 +176,7 @@ type fileAIO struct {
 	doneHead int
 
 	// Counters for tests and statistics (under mu).
-	submits, submitted, completed uint64
+	submits uint64
 
 	report []error // for the context's error handler, which runs once mu is released
 }
@@ -314,6 +312,7 @@ func (u *fileAIO) setupLocked() {
 	if want == 0 {
 		switch env := os.Getenv(AIOEngineEnv); env {
 		case "threads":
+			u.forced = AIOThreads // as SetAIOEngine(AIOThreads): SetAIOEngine(AIOIOUring) now fails
 			u.engine, u.reason = AIOThreads, fmt.Errorf("aiosource: io_uring not used: %s=threads", AIOEngineEnv)
 			return
 		case "", "io_uring":
@@ -400,7 +399,7 @@ func (c *Context) fileOp(op string, kind uint32, fd int, buf []byte, off int64, 
 	if done == nil {
 		panic("aiosource: " + op + ": nil done")
 	}
-	id, err := c.fileAIO.submit(kind, fd, buf, off, done, nil)
+	_, id, err := c.fileAIO.submit(kind, fd, buf, off, done, nil)
 	if id == 0 {
 		done(0, err)
 		return FileRequest{}
@@ -442,13 +441,10 @@ func coFile(name string, kind uint32, fd int, buf []byte, off int64) (int, error
 		panic("aiosource: " + name + ": the coroutine runs in no context's walk")
 	}
 	u := &c.fileAIO
-	id, err := u.submit(kind, fd, buf, off, nil, self)
-	if id == 0 {
+	op, _, err := u.submit(kind, fd, buf, off, nil, self)
+	if op == nil {
 		return 0, err
 	}
-	u.mu.Lock()
-	op := u.ops[uint32(id)]
-	u.unlock()
 	// The completion runs on this thread, so it cannot come between the check and the
 	// yield; it wakes the coroutine only once it has yielded (QEMU wakes a LuringAIOCB's
 	// coroutine only if it is not entered).
@@ -466,7 +462,7 @@ func coFile(name string, kind uint32, fd int, buf []byte, off int64) (int, error
 // submit queues one request (luring_co_submit) and returns its id (user_data), or 0 and
 // ErrClosed after Close. The first request queued while no engine run is active
 // schedules the engine's BH.
-func (u *fileAIO) submit(kind uint32, fd int, buf []byte, off int64, done func(int, error), co *Coroutine) (uint64, error) {
+func (u *fileAIO) submit(kind uint32, fd int, buf []byte, off int64, done func(int, error), co *Coroutine) (*fileOp, uint64, error) {
 	if len(buf) > maxRW {
 		buf = buf[:maxRW]
 	}
@@ -474,7 +470,7 @@ func (u *fileAIO) submit(kind uint32, fd int, buf []byte, off int64, done func(i
 	u.setupLocked()
 	if u.closing || u.c.closed.Load() {
 		u.unlock()
-		return 0, ErrClosed
+		return nil, 0, ErrClosed
 	}
 	if fd > 1<<31-1 || fd < -1 {
 		fd = -1 // no such fd: the kernel answers EBADF, where a truncated number could be open
@@ -488,7 +484,7 @@ func (u *fileAIO) submit(kind uint32, fd int, buf []byte, off int64, done func(i
 		id := op.userData()
 		u.unlock()
 		u.c.Submit(op.work, op.poolDone)
-		return id, nil
+		return op, id, nil
 	}
 	switch {
 	case off < 0 && (kind == cshim.RingRead || kind == cshim.RingWrite):
@@ -501,7 +497,7 @@ func (u *fileAIO) submit(kind uint32, fd int, buf []byte, off int64, done func(i
 	u.kickLocked()
 	id := op.userData()
 	u.unlock()
-	return id, nil
+	return op, id, nil
 }
 
 // kickLocked schedules the engine's BH, unless an engine run is active: it takes what
@@ -527,7 +523,6 @@ func (u *fileAIO) allocLocked() *fileOp {
 	if op.gen == 0 {
 		op.gen++ // a user_data of 0 is never a request
 	}
-	u.live++
 	return op
 }
 
@@ -540,8 +535,7 @@ func (u *fileAIO) freeLocked(op *fileOp) {
 	op.state = opFree
 	op.done, op.co, op.buf, op.err = nil, nil, nil, nil
 	u.free = append(u.free, op.idx)
-	u.live--
-	if op.pinned {
+	if op.pinPtr != nil {
 		if u.processing == 0 {
 			op.unpin()
 		} else {
@@ -558,28 +552,28 @@ func (u *fileAIO) pinLocked(op *fileOp, buf []byte) {
 	if len(buf) > 0 {
 		ptr = unsafe.Pointer(unsafe.SliceData(buf))
 	}
-	if op.pinned && op.pinPtr == ptr {
+	if op.pinPtr == ptr {
 		return
 	}
-	if op.pinned {
+	if op.pinPtr != nil {
 		op.unpin()
 	}
 	if ptr != nil {
 		op.pin.Pin(ptr)
-		op.pinned, op.pinPtr = true, ptr
+		op.pinPtr = ptr
 	}
 }
 
 func (op *fileOp) unpin() {
 	op.pin.Unpin()
-	op.pinned, op.pinPtr = false, nil
+	op.pinPtr = nil
 }
 
 // unpinLazyLocked unpins the buffers that freed slots kept pinned during the engine run
 // that is ending.
 func (u *fileAIO) unpinLazyLocked() {
 	for _, idx := range u.lazy {
-		if op := u.ops[idx]; op.state == opFree && op.pinned {
+		if op := u.ops[idx]; op.state == opFree && op.pinPtr != nil {
 			op.unpin()
 		}
 	}
@@ -695,12 +689,16 @@ func (u *fileAIO) stepLocked(drain bool) {
 		u.qHead = 0
 	}
 	u.inRing += took
-	if res.Submitted > 0 {
-		u.submitted += uint64(res.Submitted)
-	} else if res.Submitted < 0 {
+	if res.Submitted < 0 {
 		u.submitFailed(syscall.Errno(-res.Submitted))
 	}
-	for _, cqe := range u.cqes[:res.Reaped] {
+	u.reapCQEsLocked(u.cqes[:res.Reaped])
+}
+
+// reapCQEsLocked hands reaped CQEs to their requests: a cancel's own is dropped, an
+// EINTR is resubmitted (ECANCELED once cancelled or closing), the rest go to u.done.
+func (u *fileAIO) reapCQEsLocked(cqes []cshim.RingCQE) {
+	for _, cqe := range cqes {
 		u.inRing--
 		if cqe.UserData&cancelTag != 0 {
 			continue // a cancel's own result: its target completes on its own
@@ -724,7 +722,6 @@ func (u *fileAIO) stepLocked(drain bool) {
 // the slots of the batch.
 func (u *fileAIO) reapLocked(op *fileOp, res int32) {
 	op.state = opReaped
-	u.completed++
 	if op.co != nil {
 		u.done = append(u.done, doneEntry{op: op, res: res}) // its coroutine frees the slot
 		return
@@ -921,13 +918,7 @@ func (u *fileAIO) close() (panicked *glibloop.PanicError) {
 				u.report = append(u.report, fmt.Errorf("aiosource: Close: waiting for io_uring completions: %w", err))
 				break
 			}
-			for _, cqe := range u.cqes[:n] {
-				u.inRing--
-				if cqe.UserData&cancelTag == 0 {
-					u.reapLocked(u.ops[uint32(cqe.UserData)], cqe.Res)
-				}
-			}
-			u.endReapLocked()
+			u.reapCQEsLocked(u.cqes[:n])
 		}
 	}
 	if u.bh != nil {
@@ -953,7 +944,7 @@ func (u *fileAIO) release() {
 	}
 	for _, op := range u.ops {
 		u.freeLocked(op)
-		if op.pinned {
+		if op.pinPtr != nil {
 			op.unpin()
 		}
 	}

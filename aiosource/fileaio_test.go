@@ -430,6 +430,9 @@ func TestFileEngineChoice(t *testing.T) {
 	if e, err := c2.AIOEngine(), c2.IOUringError(); e != aiosource.AIOThreads || err == nil || !strings.Contains(err.Error(), "GLIBAIO_AIO=threads") {
 		t.Fatalf("%s=threads: engine %v, reason %v", aiosource.AIOEngineEnv, e, err)
 	}
+	if err := c2.SetAIOEngine(aiosource.AIOIOUring); !errors.Is(err, os.ErrExist) {
+		t.Errorf("SetAIOEngine(AIOIOUring) once %s=threads set the pool up: %v, want os.ErrExist", aiosource.AIOEngineEnv, err)
+	}
 	c3 := newCtx(t)
 	if err := c3.SetAIOEngine(aiosource.AIOIOUring); err != nil { // overrides the environment
 		t.Fatal(err)
@@ -746,17 +749,18 @@ func TestFileCancel(t *testing.T) {
 		// A completed request: Cancel does nothing, even once its slot is reused.
 		req3 := m.ctx.ReadAt(p[0], buf[3:4], 0, later.done)
 		m.until(t, func() bool { return later.calls > 0 })
-		next := m.ctx.ReadAt(p[0], buf[4:5], 0, func(int, error) {})
+		var next ioResult
+		m.ctx.ReadAt(p[0], buf[4:5], 0, next.done) // takes req3's slot
 		req3.Cancel()
 		req.Cancel()
 		aiosource.FileRequest{}.Cancel()
 		unix.Write(p[1], []byte("c"))
-		var last ioResult
-		next.Cancel() // racing with the byte just written: ECANCELED or 'c'
-		m.ctx.ReadAt(p[0], buf[5:6], 0, last.done)
-		m.until(t, func() bool { return last.calls > 0 || buf[4] == 'c' })
+		m.until(t, func() bool { return next.calls > 0 })
 		if later.calls != 1 || later.n != 1 || buf[3] != 'b' {
 			t.Fatalf("the read before Cancel: %+v %q", later, buf[3])
+		}
+		if next.calls != 1 || next.n != 1 || next.err != nil || buf[4] != 'c' {
+			t.Fatalf("a stale Cancel reached the request that reused its slot: %+v %q", next, buf[4])
 		}
 		m.flush()
 	})
