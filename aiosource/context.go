@@ -350,8 +350,8 @@ func (c *Context) dispatch(events []reactor.Event) {
 	if c.closed.Load() {
 		return
 	}
-	c.hold(&c.stats.dispatches, &c.home.nestedDispatches, "dispatch") // counts it (home.go)
-	defer c.letGo()
+	t := c.hold(&c.stats.dispatches, &c.home.nestedDispatches, "dispatch") // counts it (home.go)
+	defer c.letGo(t)
 	func() {
 		lv := c.enter()
 		defer c.leave(lv)

@@ -46,7 +46,6 @@ func getm() uintptr
 // driver is a thread that drives a context.
 type driver struct {
 	m    uintptr // runtime M of the thread
-	t    *thread // the thread's record (thread.go)
 	tid  int     // its OS thread id
 	name string  // what holds it across calls ("IOThread x", "MainLoop.Run"), or ""
 }
@@ -83,8 +82,9 @@ func (c *Context) active() uint64 {
 // hold starts a walk (a Poll or a GLib dispatch) on the calling thread, counted in
 // outer if it is outermost and in nested if not: it makes the thread the context's home
 // thread, or nests in its own walk, or panics with a message that starts with op when
-// another thread drives the context. Every hold needs a letGo, on panic too.
-func (c *Context) hold(outer, nested *atomic.Uint64, op string) {
+// another thread drives the context. It returns the thread's record: every hold needs a
+// letGo of it, on panic too.
+func (c *Context) hold(outer, nested *atomic.Uint64, op string) *thread {
 	runtime.LockOSThread()
 	m := getm()
 	t := threadOf(m)
@@ -94,7 +94,7 @@ func (c *Context) hold(outer, nested *atomic.Uint64, op string) {
 		nested.Add(1)
 		c.home.depth++ // nested in the home thread's own walk
 		t.acquire(c, 0, true)
-		return
+		return t
 	}
 	outer.Add(1)
 	// The record is read after the count: once the caller finds itself alone, a thread
@@ -103,7 +103,7 @@ func (c *Context) hold(outer, nested *atomic.Uint64, op string) {
 		if d := c.home.rec.Load(); d != nil && d.m == m {
 			c.home.depth++ // the home thread again, alone
 			t.acquire(c, 0, true)
-			return
+			return t
 		}
 	}
 	if err := c.holdSlow(m, "", 0); err != nil {
@@ -112,6 +112,7 @@ func (c *Context) hold(outer, nested *atomic.Uint64, op string) {
 		panic(fmt.Sprintf("aiosource: %s: %v", op, err))
 	}
 	t.acquire(c, 0, true)
+	return t
 }
 
 // holdFor makes the calling thread the context's home thread until letGo, for a driver
@@ -188,12 +189,12 @@ func (c *Context) takeOver(cur *driver, m uintptr, name string, tid int) {
 		tid = unix.Gettid()
 	}
 	c.home.prev = cur
-	c.home.rec.Store(&driver{m: m, t: threadOf(m), tid: tid, name: name})
+	c.home.rec.Store(&driver{m: m, tid: tid, name: name})
 }
 
-// letGo ends a walk that hold or holdFor started.
-func (c *Context) letGo() {
-	t := threadOf(getm()) // the caller's own record, locked to it since hold
+// letGo ends a walk that hold or holdFor started on t, the caller's thread (locked to
+// it since).
+func (c *Context) letGo(t *thread) {
 	defer func() {
 		c.home.depth--
 		if c.home.depth == 0 {
@@ -212,7 +213,7 @@ func (c *Context) letGoFor() {
 		d := c.home.rec.Load()
 		c.takeOver(d, d.m, "", d.tid)
 	}
-	c.letGo()
+	c.letGo(threadOf(getm()))
 }
 
 // homeError reports a thread that tried to drive a context while another one drove it.

@@ -55,8 +55,8 @@ func (c *Context) Poll(blocking bool) bool {
 	if c.closed.Load() {
 		return false
 	}
-	c.hold(&c.stats.polls, &c.home.nestedPolls, "Poll") // counts it; panics off the home thread (home.go)
-	defer c.letGo()
+	t := c.hold(&c.stats.polls, &c.home.nestedPolls, "Poll") // counts it; panics off the home thread (home.go)
+	defer c.letGo(t)
 	defer wrapPanic()
 	progress := c.pollWalk(blocking)
 	return c.runTimers() || progress

@@ -128,26 +128,19 @@ func cshimSourcePrepare(key C.uintptr_t, timeout *C.gint) C.gboolean {
 	if t != -1 {
 		*timeout = C.gint(t) // GLib preset -1
 	}
-	return gboolean(ready)
+	return cbool(ready)
 }
 
 //export cshimSourceCheck
-func cshimSourceCheck(key C.uintptr_t) C.gboolean { return gboolean(sourceCheck(uintptr(key))) }
+func cshimSourceCheck(key C.uintptr_t) C.gboolean { return cbool(sourceCheck(uintptr(key))) }
 
 //export cshimSourceDispatch
 func cshimSourceDispatch(key C.uintptr_t) C.gboolean {
-	return gboolean(sourceDispatch(uintptr(key)))
+	return cbool(sourceDispatch(uintptr(key)))
 }
 
 //export cshimSourceFinalize
 func cshimSourceFinalize(key C.uintptr_t) { sourceFinalize(uintptr(key)) }
-
-func gboolean(b bool) C.gboolean {
-	if b {
-		return 1
-	}
-	return 0
-}
 
 // staleKey reports a trampoline's key that resolves to no live source.
 func staleKey(key uintptr, callback string) {

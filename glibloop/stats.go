@@ -35,11 +35,12 @@ func (s CallbackStats) Mean() time.Duration {
 }
 
 // SetCallbackStats turns the per-callback statistics (CallbackStats) and the stall
-// watchdog on or off for the whole process. It is on by default. A call costs one
-// atomic add, and two clock reads when it is timed: about one call in 32 of a fast
-// callback, every call of a slow one (see CallbackStats). While the stall watchdog runs,
-// a call costs three atomic loads and two stores more (four when the loop's callback
-// changes), and no clock read.
+// watchdog on or off for the whole process. It is on by default. A call costs an
+// addition to its count, and two clock reads when it is timed: about one call in 32 of
+// a fast callback, every call of a slow one (see CallbackStats). While the stall
+// watchdog runs, a call costs three atomic loads and two stores more (three when the
+// loop's callback changes, six for a nested call of another callback), and no clock
+// read.
 func SetCallbackStats(on bool) { watch.SetEnabled(on) }
 
 // Stall is one report of the stall watchdog: a callback that had run longer than the

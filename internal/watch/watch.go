@@ -49,8 +49,9 @@ import (
 // first saw each running state; a state still there threshold later belongs to a call
 // that has run at least that long. That is the Linux kernel's hard-lockup check
 // (is_hardlockup compares a counter with the copy it saved on its previous look): the
-// loop's thread pays three atomic loads and two atomic stores per call (four stores
-// when the slot's callback changes), and no clock read.
+// loop's thread pays three atomic loads and two atomic stores per call (three when the
+// slot's callback changes, six for a nested call of another callback), and no clock
+// read.
 
 const (
 	warmupCalls = 64
@@ -240,15 +241,16 @@ type State struct {
 var callbackStats atomic.Bool
 
 // watching is set while the watchdog runs: only then must a slot show the callback it
-// runs (two to four stores per call that the statistics alone do not need).
+// runs (two to six stores per call that the statistics alone do not need).
 var watching atomic.Bool
 
 func init() { callbackStats.Store(true) }
 
 // SetEnabled turns the per-callback statistics and the watchdog on or off for the whole
-// process; it is on by default. A call costs an atomic add, and two clock reads when it
-// is timed (see the sampling rules above); while the watchdog runs, three loads and two
-// stores more (four when the slot's callback changes).
+// process; it is on by default. A call costs an addition to its count (a Counter), and
+// two clock reads when it is timed (see the sampling rules above); while the watchdog
+// runs, three loads and two stores more (three when the slot's callback changes, six
+// for a nested call of another callback).
 func SetEnabled(on bool) { callbackStats.Store(on) }
 
 // Enter records that p starts on this slot, in a State that the caller keeps in place
@@ -257,9 +259,12 @@ func SetEnabled(on bool) { callbackStats.Store(on) }
 // by field stalls the CPU's store forwarding. st must be the zero State. A nil s or p
 // records nothing.
 func (s *Slot) Enter(st *State, p *Point) {
-	if s == nil || p == nil || !callbackStats.Load() {
-		return
+	if s != nil && p != nil && callbackStats.Load() {
+		s.enter(st, p) // the guard inlines: a source without a slot makes no call
 	}
+}
+
+func (s *Slot) enter(st *State, p *Point) {
 	st.p = p
 	if st.timing = p.timing(); st.timing != untimed {
 		st.begun = Nanotime()
@@ -291,9 +296,12 @@ func (s *Slot) enterWatched(st *State, p *Point) {
 // Leave records that the callback begun with Enter returned (or panicked), and
 // restores the enclosing one.
 func (s *Slot) Leave(st *State) {
-	if st.p == nil {
-		return
+	if st.p != nil {
+		s.leave(st) // the guard inlines, as Enter's
 	}
+}
+
+func (s *Slot) leave(st *State) {
 	var d int64
 	if st.timing != untimed {
 		d = Nanotime() - st.begun
