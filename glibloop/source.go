@@ -61,8 +61,7 @@ type Source struct {
 	// cshim's trampolines reach by the source's key, and Dispatch's statistics.
 	cs    cshim.Source
 	point watch.Point
-	slot  watch.Slot   // the Dispatch running now, for the stall watchdog
-	wp    *watch.Point // &point for sources made by NewSource; nil for others
+	slot  watch.Slot // the Dispatch running now, for the stall watchdog
 
 	ptr   unsafe.Pointer // *C.GSource, accessed atomically; nil once finalized
 	funcs SourceFuncs
@@ -85,7 +84,6 @@ func NewSource(f SourceFuncs) *Source {
 	s := &Source{funcs: f}
 	s.point.Init("source dispatch", fmt.Sprintf("%T", f), nil)
 	s.point.SetPC(methodPC(f))
-	s.wp = &s.point
 	watch.Register(&s.slot)
 	s.cs = cshim.Source{
 		// cshim brackets each call with the slot's Enter and Leave, a panicking one
@@ -212,8 +210,8 @@ func (s *Source) SetName(name string) {
 		return
 	}
 	s.name.Store(&name)
-	if s.wp != nil {
-		s.wp.SetName(name)
+	if s.cs.Point != nil { // made by NewSource: it has Dispatch statistics
+		s.point.SetName(name)
 	}
 	cs := C.CString(name)
 	C.g_source_set_name(p, cs)
@@ -422,10 +420,10 @@ func gbool(b bool) C.gboolean {
 // NewSource only): how many (exact), their total time (estimated from sampled calls)
 // and the longest timed one; see CallbackStats.
 func (s *Source) DispatchStats() CallbackStats {
-	if s.wp == nil {
+	if s.cs.Point == nil {
 		return CallbackStats{}
 	}
-	return CallbackStats(s.wp.Stats())
+	return CallbackStats(s.point.Stats())
 }
 
 // methodPC finds the code of f's Dispatch method, so the stall watchdog can find the

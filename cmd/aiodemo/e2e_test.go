@@ -71,8 +71,20 @@ func (s *syncBuffer) String() string {
 func startServer(t *testing.T, extra ...string) (socket string, cmd *exec.Cmd, stderr *syncBuffer) {
 	t.Helper()
 	socket = filepath.Join(t.TempDir(), "mon.sock")
-	cmd = exec.Command(aiodemoBin, append([]string{"serve", "--socket", socket, "--stats", "0"}, extra...)...)
-	stderr = &syncBuffer{}
+	cmd = serveCmd(socket, extra...)
+	return socket, cmd, runServer(t, cmd, socket)
+}
+
+// serveCmd is the command of `aiodemo serve` on socket, statistics off.
+func serveCmd(socket string, extra ...string) *exec.Cmd {
+	return exec.Command(aiodemoBin, append([]string{"serve", "--socket", socket, "--stats", "0"}, extra...)...)
+}
+
+// runServer starts cmd, a server on socket, kills it when the test ends if it is still
+// running, and waits until the socket accepts. It returns the server's stderr.
+func runServer(t *testing.T, cmd *exec.Cmd, socket string) *syncBuffer {
+	t.Helper()
+	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -87,7 +99,7 @@ func startServer(t *testing.T, extra ...string) (socket string, cmd *exec.Cmd, s
 	for {
 		if c, err := net.Dial("unix", socket); err == nil {
 			c.Close()
-			return socket, cmd, stderr
+			return stderr
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the server did not start; stderr:\n%s", stderr)

@@ -7,9 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -35,8 +33,9 @@ func negotiated(t *testing.T, socket string) *monitorConn {
 	return m
 }
 
-// callEvents sends a command and returns its reply and the events that came before it.
-func callEvents(t *testing.T, m *monitorConn, args map[string]any) (map[string]any, []map[string]any) {
+// sha256File sends sha256-file with args and returns its reply and the events that came
+// before it.
+func sha256File(t *testing.T, m *monitorConn, args map[string]any) (map[string]any, []map[string]any) {
 	t.Helper()
 	b, _ := json.Marshal(map[string]any{"execute": "sha256-file", "arguments": args})
 	if err := m.sendLine(b); err != nil {
@@ -81,7 +80,7 @@ func TestSHA256File(t *testing.T) {
 			}
 			socket, cmd, stderr := startServer(t)
 			m := negotiated(t, socket)
-			r, events := callEvents(t, m, map[string]any{"path": p, "progress_mib": 2})
+			r, events := sha256File(t, m, map[string]any{"path": p, "progress_mib": 2})
 			ret, _ := r["return"].(map[string]any)
 			if ret == nil || ret["sha256"] != hex.EncodeToString(sum[:]) || ret["bytes"] != float64(len(data)) || ret["engine"] != engine {
 				t.Fatalf("reply %v; want sha256 %x of %d bytes on %s", r, sum, len(data), engine)
@@ -140,7 +139,7 @@ func TestSHA256FileErrors(t *testing.T) {
 		{map[string]any{"path": os.Args[0] + "/x"}, "Could not open '" + os.Args[0] + "/x': Not a directory"},
 	} {
 		start := time.Now()
-		r, _ := callEvents(t, m, tc.args)
+		r, _ := sha256File(t, m, tc.args)
 		e, _ := r["error"].(map[string]any)
 		if e == nil || e["class"] != "GenericError" || e["desc"] != tc.desc {
 			t.Errorf("sha256-file %v: %v; want GenericError %q", tc.args, r, tc.desc)
@@ -174,9 +173,7 @@ func TestSHA256FilePermission(t *testing.T) {
 		t.Fatal(err)
 	}
 	socket := filepath.Join(dir, "mon.sock")
-	cmd := exec.Command(aiodemoBin, "serve", "--socket", socket, "--stats", "0")
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
+	cmd := serveCmd(socket)
 	if os.Geteuid() == 0 {
 		t.Log("running as root: the server runs as uid 65534")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
@@ -184,26 +181,9 @@ func TestSHA256FilePermission(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if c, err := net.Dial("unix", socket); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server did not start; stderr:\n%s", stderr)
-		}
-	}
+	stderr := runServer(t, cmd, socket)
 	m := negotiated(t, socket)
-	r, _ := callEvents(t, m, map[string]any{"path": secret})
+	r, _ := sha256File(t, m, map[string]any{"path": secret})
 	e, _ := r["error"].(map[string]any)
 	if want := "Could not open '" + secret + "': Permission denied"; e == nil || e["desc"] != want {
 		t.Fatalf("sha256-file of an unreadable file: %v; want %q", r, want)

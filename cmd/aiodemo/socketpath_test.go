@@ -52,7 +52,7 @@ func TestSocketPathNotASocket(t *testing.T) {
 		t.Errorf("the regular file now holds %q", b)
 	}
 	// The server refuses to start, with the same error, and leaves the file.
-	out, err := exec.Command(aiodemoBin, "serve", "--socket", file, "--stats", "0").CombinedOutput()
+	out, err := serveCmd(file).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "exists and is not a socket") {
 		t.Fatalf("serve on a regular file: %v\n%s", err, out)
 	}
@@ -192,7 +192,7 @@ func TestSocketPathTwoServersAtOnce(t *testing.T) {
 		var started [2]atomic.Pointer[os.Process] // for the kill below, which races Start
 		exited := make(chan int, 2)
 		for i := range cmds {
-			cmds[i] = exec.Command(aiodemoBin, "serve", "--socket", socket, "--stats", "0")
+			cmds[i] = serveCmd(socket)
 			errs[i] = &syncBuffer{}
 			cmds[i].Stderr = errs[i]
 		}
