@@ -32,6 +32,20 @@ const noIOUringOK = "GLIBAIO_TEST_NO_IOURING"
 
 var engines = []aiosource.AIOEngine{aiosource.AIOIOUring, aiosource.AIOThreads}
 
+// newPipe returns a pipe's read and write ends, closed when the test ends.
+func newPipe(t *testing.T) [2]int {
+	t.Helper()
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		unix.Close(p[0])
+		unix.Close(p[1])
+	})
+	return p
+}
+
 // useEngine sets c's engine and checks that it is the one in use.
 func useEngine(t *testing.T, c *aiosource.Context, e aiosource.AIOEngine) {
 	t.Helper()
@@ -566,12 +580,7 @@ func TestFileCloseInFlight(t *testing.T) {
 				t.Fatalf("%d io_uring fds with the ring, %d before", n, rings)
 			}
 			f, _ := tempFile(t, pattern(1<<20, 9))
-			var p [2]int
-			if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(p[0])
-			defer unix.Close(p[1])
+			p := newPipe(t)
 			pipeBuf := make([]byte, total) // every pipe read pins the same array
 			results := make([]ioResult, total)
 			isFile := func(i int) bool { return i%(total/fileReads) == 0 }
@@ -717,12 +726,7 @@ func TestFileCancel(t *testing.T) {
 	leakcheck.Handles(t)
 	eachMode(t, func(t *testing.T, m *mode) {
 		useEngine(t, m.ctx, aiosource.AIOIOUring)
-		var p [2]int
-		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(p[0])
-		defer unix.Close(p[1])
+		p := newPipe(t)
 		buf := make([]byte, 8)
 		var queued, inKernel, later ioResult
 		req := m.ctx.ReadAt(p[0], buf[:1], 0, queued.done)
@@ -796,12 +800,7 @@ func TestFileCancel(t *testing.T) {
 // documented on ReadAt.
 func TestFilePipe(t *testing.T) {
 	eachEngine(t, func(t *testing.T, m *mode) {
-		var p [2]int
-		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(p[0])
-		defer unix.Close(p[1])
+		p := newPipe(t)
 		buf := make([]byte, 4)
 		var r ioResult
 		m.ctx.ReadAt(p[0], buf, 0, r.done)
@@ -1070,12 +1069,7 @@ func TestFileCloseFromCallback(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			useEngine(t, m.ctx, aiosource.AIOIOUring)
 			f, _ := tempFile(t, pattern(1<<20, 1))
-			var p [2]int
-			if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(p[0])
-			defer unix.Close(p[1])
+			p := newPipe(t)
 			results := make([]ioResult, 100)
 			var closeErr error
 			closed := false
